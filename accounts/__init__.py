@@ -1,0 +1,1 @@
+"""Users, authentication, API keys and two-factor."""

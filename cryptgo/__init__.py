@@ -1,0 +1,1 @@
+"""CryptGO project package: settings, URLs, ASGI and Celery applications."""

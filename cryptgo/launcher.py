@@ -1,0 +1,153 @@
+"""The developer launcher: local services, migrations, demo data, and every process.
+
+``python -m cryptgo.launcher`` (what ``python3 dev.py run`` ends in) starts a
+local PostgreSQL, Redis and Kafka-protocol broker for each URL that is not set,
+migrates, seeds the demo once, then runs the exchange's processes and restarts
+any that dies, until Ctrl-C or SIGTERM, which stop everything it started.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptgo.devservices import HOST, LocalServices, free_port
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PREFERRED_PORTS = {"postgres": 54329, "redis": 63799, "kafka": 19092}
+
+
+@dataclass
+class Proc:
+    """One supervised process of the exchange."""
+
+    name: str
+    argv: list[str]
+    popen: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+
+    def start(self, env: dict[str, str], log_dir: Path) -> None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with open(log_dir / f"{self.name}.log", "ab") as log:
+            self.popen = subprocess.Popen(self.argv, env=env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        try:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            self.popen.wait(timeout)
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(5)
+
+
+def exchange_processes(env: dict[str, str]) -> list[Proc]:
+    """The processes of the exchange, in start order. Each later capability adds its own here."""
+    py = sys.executable
+    web_port = env["WEB_PORT"]
+    return [
+        Proc("web", [py, "-m", "daphne", "-b", HOST, "-p", web_port, "cryptgo.asgi:application"]),
+    ]
+
+
+def secret_key(var_dir: Path) -> str:
+    """A stable random key kept under var/, so sessions survive restarts of the launcher."""
+    path = var_dir / "secret_key"
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], env=env, cwd=BASE_DIR, check=True)
+
+
+class Stop(Exception):
+    pass
+
+
+def _raise_stop(signum, frame):
+    raise Stop()
+
+
+def run(var_dir: Path, web_port: int | None = None) -> int:
+    var_dir = var_dir.resolve()
+    services = LocalServices(var_dir)
+    procs: list[Proc] = []
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    try:
+        env = {**os.environ, **services.start_missing(preferred_ports=PREFERRED_PORTS)}
+        env.setdefault("DJANGO_SETTINGS_MODULE", "cryptgo.settings")
+        if not env.get("SECRET_KEY") and not env.get("SECRET_KEY_FILE"):
+            env["SECRET_KEY"] = secret_key(var_dir)
+        port = web_port or free_port(int(env.get("WEB_PORT") or 8000))
+        env["WEB_PORT"] = str(port)
+        manage(env, "migrate", "--noinput", "-v", "0")
+        manage(env, "collectstatic", "--noinput", "-v", "0")
+        manage(env, "seed_demo")
+        procs = exchange_processes(env)
+        for proc in procs:
+            proc.start(env, var_dir / "logs")
+        print(f"CryptGO is up: admin at http://{HOST}:{port}/admin/  health at http://{HOST}:{port}/healthz",
+              flush=True)
+        print(f"logs under {var_dir / 'logs'}; press Ctrl-C to stop everything", flush=True)
+        while True:
+            time.sleep(0.5)
+            for proc in procs:
+                _supervise(proc, env, var_dir / "logs")
+    except Stop:
+        print("stopping…", flush=True)
+        return 0
+    except subprocess.CalledProcessError as exc:
+        print(f"launcher: {' '.join(map(str, exc.cmd))} failed with exit code {exc.returncode}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for proc in reversed(procs):
+            proc.stop()
+        services.stop()
+
+
+def _supervise(proc: Proc, env: dict[str, str], log_dir: Path) -> None:
+    """Restart a process that died, backing off so a crash loop does not spin."""
+    if proc.popen is None or proc.popen.poll() is None:
+        return
+    now = time.monotonic()
+    if proc.next_start == 0.0:
+        delay = min(30.0, 2.0 ** min(proc.restarts, 5))
+        proc.next_start = now + delay
+        print(f"{proc.name} exited with code {proc.popen.returncode}; restarting in {delay:.0f}s "
+              f"(see {log_dir / (proc.name + '.log')})", flush=True)
+    elif now >= proc.next_start:
+        proc.restarts += 1
+        proc.next_start = 0.0
+        proc.start(env, log_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--var-dir", type=Path, default=BASE_DIR / "var", help="data and logs (default: var/)")
+    parser.add_argument("--port", type=int, default=None, help="web port (default 8000, or a free one)")
+    args = parser.parse_args(argv)
+    return run(args.var_dir, args.port)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

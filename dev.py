@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Set up and run CryptGO, or its tests, from a fresh clone with nothing but Python 3.11+.
+
+    python3 dev.py run     # .venv + requirements, local services, migrate, seed, run every process
+    python3 dev.py test    # .venv + requirements, lint, type check, migrations check, the whole test suite
+
+Only the standard library is used here: this file creates the virtualenv that
+everything else runs in, and reinstalls requirements only when they change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PY = VENV / "bin" / "python"
+REQUIREMENTS = [ROOT / "requirements.txt", ROOT / "requirements-dev.txt"]
+
+
+def ensure_venv() -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file must run on any python3 to say so
+        sys.exit(f"CryptGO needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    if not PY.exists():
+        print(f"creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in REQUIREMENTS)).hexdigest()
+    stamp = VENV / ".requirements.sha256"
+    if not stamp.exists() or stamp.read_text() != digest:
+        print("installing requirements (first run takes a few minutes)", flush=True)
+        args = [str(PY), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+        for req in REQUIREMENTS:
+            args += ["-r", str(req)]
+        subprocess.run(args, check=True, cwd=ROOT)
+        stamp.write_text(digest)
+
+
+def run_checked(*cmd: str, env: dict[str, str] | None = None) -> None:
+    print("+", " ".join(cmd), flush=True)
+    result = subprocess.run(cmd, cwd=ROOT, env=env)
+    if result.returncode != 0:
+        sys.exit(result.returncode)
+
+
+def cmd_run(args: list[str]) -> int:
+    os.chdir(ROOT)
+    os.execv(str(PY), [str(PY), "-m", "cryptgo.launcher", *args])
+
+
+def cmd_test(args: list[str]) -> int:
+    bin_dir = VENV / "bin"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "cryptgo.settings_test"}
+    run_checked(str(bin_dir / "ruff"), "check", ".")
+    run_checked(str(PY), "-m", "mypy", "--strict", "matcher/engine")
+    run_checked(str(PY), "manage.py", "makemigrations", "--check", "--dry-run", env=env)
+    # Tests get their own local services (in a temporary directory) for every URL not set.
+    with tempfile.TemporaryDirectory(prefix="cryptgo-test-") as tmp:
+        return subprocess.run(
+            [str(PY), "-m", "cryptgo.devservices", tmp, "--", str(PY), "-m", "pytest", *args],
+            cwd=ROOT, env=env,
+        ).returncode
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"run", "test"}:
+        print(__doc__)
+        return 2
+    ensure_venv()
+    command, rest = sys.argv[1], sys.argv[2:]
+    return cmd_run(rest) if command == "run" else cmd_test(rest)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Assets and markets, and the reads of market data."""

@@ -1,0 +1,1 @@
+"""The matcher: engine (pure Python), gRPC service, group commit, outbox relay."""

@@ -1,0 +1,1 @@
+"""The websocket feed: Channels consumers and the Kafka to channel-layer relay."""

@@ -1,0 +1,1 @@
+"""The persisted side of the matching engine: balances, orders, deals, the ledger."""

@@ -1,0 +1,1 @@
+"""Deposit addresses, deposits, sweeps and withdrawals on Ethereum."""
