@@ -1,0 +1,1180 @@
+"""The engine: balances, order books, matching, fees, events, snapshot.
+
+One ``Engine`` owns every balance and open order. Commands come in through
+``apply(method, params, time)`` (decimal strings, validated here) or the typed
+``*_int`` methods (integers in ticks/minimal units, for the hot path); each
+either is rejected with a reason code and changes nothing, or is applied and
+returns the events it caused, in order. See the package docstring for units
+and rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from matcher.engine import reasons as R
+from matcher.engine.amounts import (
+    FEE_DENOMINATOR,
+    AmountError,
+    format_fee_rate,
+    format_units,
+    parse_fee_rate,
+    parse_units,
+)
+from matcher.engine.book import (
+    BUY,
+    CANCEL_BOTH,
+    CANCEL_INCOMING,
+    CANCEL_RESTING,
+    FOK,
+    GTC,
+    IOC,
+    LIMIT,
+    MARKET,
+    SELL,
+    STPS,
+    TIFS,
+    Asset,
+    BookSide,
+    Level,
+    Market,
+    Order,
+)
+from matcher.engine.events import (
+    CANCELLED,
+    DONE,
+    EXPIRED,
+    FEE,
+    FILLED,
+    FREEZE,
+    NEW,
+    RESERVED_BUSINESSES,
+    SELF_TRADE,
+    TRADE,
+    UNFREEZE,
+    UPDATE,
+    BalanceEvent,
+    DealEvent,
+    Event,
+    OrderEvent,
+)
+
+#: The engine's fee account. Fees are credited to user 0.
+FEE_USER = 0
+SNAPSHOT_VERSION = 1
+MAX_PREC = 30
+_ASSET_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+# tuple.__new__ builds a NamedTuple without the Python-level __new__ call:
+# about twice as fast, and events are the hot path's main allocation.
+_new: Callable[[type[Any], tuple[Any, ...]], Any] = tuple.__new__
+
+
+class Result:
+    """Outcome of one command. On rejection ``ok`` is False, ``reason`` is a
+    code from ``reasons`` and ``events`` is empty: nothing changed."""
+
+    __slots__ = ("ok", "reason", "value", "events")
+
+    def __init__(self, ok: bool, reason: str | None, value: Any, events: list[Event]) -> None:
+        self.ok = ok
+        self.reason = reason
+        self.value = value
+        self.events = events
+
+    def __repr__(self) -> str:
+        return f"Result(ok={self.ok}, reason={self.reason!r}, value={self.value!r}, events={len(self.events)})"
+
+
+class Reject(Exception):
+    """Raised while validating ``apply`` parameters; becomes a rejected Result."""
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        super().__init__(message or reason)
+        self.reason = reason
+
+
+def _reject(reason: str) -> Result:
+    return Result(False, reason, None, [])
+
+
+class Engine:
+    __slots__ = (
+        "assets",
+        "markets",
+        "event_seq",
+        "next_order_id",
+        "next_deal_id",
+        "_bal",
+        "_orders",
+        "_user_orders",
+        "_coid_used",
+        "_coid_open",
+        "_updates",
+    )
+
+    def __init__(self) -> None:
+        self.assets: dict[str, Asset] = {}
+        self.markets: dict[str, Market] = {}
+        self.event_seq = 0
+        self.next_order_id = 1
+        self.next_deal_id = 1
+        # user -> asset name -> [available, frozen] in minimal units
+        self._bal: dict[int, dict[str, list[int]]] = {}
+        # open orders only: finished orders live in the database, not here
+        self._orders: dict[int, Order] = {}
+        self._user_orders: dict[int, dict[int, Order]] = {}
+        # every client_order_id a user ever used (unique per user, like the DB)
+        self._coid_used: dict[int, set[str]] = {}
+        self._coid_open: dict[tuple[int, str], Order] = {}
+        # (business, business_id) of every accepted update_balance
+        self._updates: set[tuple[str, str]] = set()
+
+    # ------------------------------------------------------------------ apply
+
+    def apply(self, method: str, params: dict[str, Any], time: int) -> Result:
+        """Validate a JSON-style command (amounts as decimal strings) and run it."""
+        handler = _HANDLERS.get(method) if isinstance(method, str) else None
+        if handler is None:
+            return _reject(R.UNKNOWN_METHOD)
+        if not isinstance(params, dict) or type(time) is not int or time < 0:
+            return _reject(R.INVALID_ARGUMENT)
+        try:
+            return handler(self, params, time)
+        except Reject as exc:
+            return _reject(exc.reason)
+        except AmountError as exc:
+            return _reject(exc.reason)
+
+    # ------------------------------------------------------------ admin
+
+    def add_asset(self, name: str, prec: int) -> Result:
+        if not name or not set(name) <= _ASSET_CHARS or len(name) > 16:
+            return _reject(R.INVALID_ARGUMENT)
+        if type(prec) is not int or not 0 <= prec <= MAX_PREC:
+            return _reject(R.INVALID_ARGUMENT)
+        if name in self.assets:
+            return _reject(R.DUPLICATE_ASSET)
+        self.assets[name] = Asset(name, prec)
+        return Result(True, None, {"name": name, "prec": prec}, [])
+
+    def add_market_int(
+        self,
+        name: str,
+        base: str,
+        quote: str,
+        price_prec: int,
+        amount_prec: int,
+        min_amount: int,
+        min_notional: int,
+        maker_fee: int,
+        taker_fee: int,
+    ) -> Result:
+        """Add a market. ``min_amount`` in amount ticks, ``min_notional`` in quote
+        minimal units, fees as numerators over ``FEE_DENOMINATOR``."""
+        if name in self.markets:
+            return _reject(R.DUPLICATE_MARKET)
+        b = self.assets.get(base)
+        q = self.assets.get(quote)
+        if b is None or q is None:
+            return _reject(R.UNKNOWN_ASSET)
+        if b is q or name != f"{base}_{quote}":
+            return _reject(R.INVALID_ARGUMENT)
+        for v in (price_prec, amount_prec, min_amount, min_notional, maker_fee, taker_fee):
+            if type(v) is not int or v < 0:
+                return _reject(R.INVALID_ARGUMENT)
+        # Exactness: every amount tick is a whole number of base units and every
+        # price tick * amount tick a whole number of quote units.
+        if b.prec < amount_prec or q.prec < price_prec + amount_prec:
+            return _reject(R.INVALID_PRECISION)
+        if maker_fee >= FEE_DENOMINATOR or taker_fee >= FEE_DENOMINATOR:
+            return _reject(R.INVALID_AMOUNT)
+        m = Market(name, b, q, price_prec, amount_prec, max(min_amount, 1), min_notional, maker_fee, taker_fee)
+        self.markets[name] = m
+        return Result(True, None, self._market_dict(m), [])
+
+    def set_market_halted(self, market: str, halted: bool) -> Result:
+        m = self.markets.get(market)
+        if m is None:
+            return _reject(R.UNKNOWN_MARKET)
+        m.halted = halted
+        return Result(True, None, self._market_dict(m), [])
+
+    def set_fees_int(
+        self, market: str, maker_fee: int | None, taker_fee: int | None, user: int | None = None
+    ) -> Result:
+        """Set a market's fees, or with ``user`` a user's override on that market.
+
+        For a user, ``maker_fee is None and taker_fee is None`` removes the override.
+        """
+        m = self.markets.get(market)
+        if m is None:
+            return _reject(R.UNKNOWN_MARKET)
+        for v in (maker_fee, taker_fee):
+            if v is not None and (type(v) is not int or not 0 <= v < FEE_DENOMINATOR):
+                return _reject(R.INVALID_AMOUNT)
+        if user is None:
+            if maker_fee is None or taker_fee is None:
+                return _reject(R.INVALID_ARGUMENT)
+            m.maker_fee = maker_fee
+            m.taker_fee = taker_fee
+        else:
+            if type(user) is not int or user < 1:
+                return _reject(R.INVALID_ARGUMENT)
+            if maker_fee is None and taker_fee is None:
+                m.user_fees.pop(user, None)
+            elif maker_fee is None or taker_fee is None:
+                return _reject(R.INVALID_ARGUMENT)
+            else:
+                m.user_fees[user] = (maker_fee, taker_fee)
+        return Result(True, None, self._market_dict(m), [])
+
+    # ------------------------------------------------------------ balances
+
+    def update_balance_int(
+        self,
+        user: int,
+        asset: str,
+        business: str,
+        business_id: str,
+        change: int,
+        time: int,
+        detail: dict[str, Any] | None = None,
+    ) -> Result:
+        """Credit (change > 0) or debit (change < 0) a user's available balance.
+
+        A repeated ``(business, business_id)`` is rejected with ``repeated_update``.
+        """
+        a = self.assets.get(asset)
+        if a is None:
+            return _reject(R.UNKNOWN_ASSET)
+        if type(user) is not int or user < 0:
+            return _reject(R.INVALID_ARGUMENT)
+        if not isinstance(business, str) or not business or business in RESERVED_BUSINESSES:
+            return _reject(R.INVALID_ARGUMENT)
+        if not isinstance(business_id, str) or not business_id:
+            return _reject(R.INVALID_ARGUMENT)
+        if type(change) is not int or change == 0:
+            return _reject(R.INVALID_AMOUNT)
+        key = (business, business_id)
+        if key in self._updates:
+            return _reject(R.REPEATED_UPDATE)
+        accts = self._bal.get(user)
+        acct = accts.get(asset) if accts is not None else None
+        available = acct[0] if acct is not None else 0
+        if available + change < 0:
+            return _reject(R.INSUFFICIENT_BALANCE)
+        if acct is None:
+            acct = self._account(user, asset)
+        self._updates.add(key)
+        acct[0] += change
+        seq = self.event_seq = self.event_seq + 1
+        ev: BalanceEvent = _new(
+            BalanceEvent, (seq, user, a, business, business_id, change, acct[0], acct[1], time, detail)
+        )
+        value = {
+            "user": user,
+            "asset": asset,
+            "available": format_units(acct[0], a.prec),
+            "frozen": format_units(acct[1], a.prec),
+        }
+        return Result(True, None, value, [ev])
+
+    def _account(self, user: int, asset: str) -> list[int]:
+        accts = self._bal.get(user)
+        if accts is None:
+            accts = self._bal[user] = {}
+        acct = accts.get(asset)
+        if acct is None:
+            acct = accts[asset] = [0, 0]
+        return acct
+
+    # ------------------------------------------------------------ placing
+
+    def place_limit_int(
+        self,
+        user: int,
+        market: str,
+        side: str,
+        price: int,
+        amount: int,
+        time: int,
+        tif: str = GTC,
+        post_only: bool = False,
+        client_order_id: str | None = None,
+        stp: str = CANCEL_RESTING,
+    ) -> Result:
+        """Place a limit order: ``price`` in price ticks, ``amount`` in amount ticks.
+
+        ``value`` of the result is the order id.
+        """
+        m = self.markets.get(market)
+        if m is None:
+            return _reject(R.UNKNOWN_MARKET)
+        if m.halted:
+            return _reject(R.MARKET_HALTED)
+        if side == BUY:
+            is_buy = True
+        elif side == SELL:
+            is_buy = False
+        else:
+            return _reject(R.INVALID_ARGUMENT)
+        if tif not in TIFS or stp not in STPS or user < 1 or (post_only and tif != GTC):
+            return _reject(R.INVALID_ARGUMENT)
+        if price <= 0 or amount <= 0:
+            return _reject(R.INVALID_AMOUNT)
+        if amount < m.min_amount:
+            return _reject(R.BELOW_MIN_AMOUNT)
+        notional = price * amount * m.quote_mul
+        if notional < m.min_notional:
+            return _reject(R.BELOW_MIN_NOTIONAL)
+        if client_order_id is not None:
+            used = self._coid_used.get(user)
+            if used is not None and client_order_id in used:
+                return _reject(R.DUPLICATE_CLIENT_ORDER_ID)
+        accts = self._bal.get(user)
+        if is_buy:
+            acct = accts.get(m.quote.name) if accts is not None else None
+            if acct is None or acct[0] < notional:
+                return _reject(R.INSUFFICIENT_BALANCE)
+            opp = m.asks
+            crosses = bool(opp.keys) and opp.keys[0] <= price
+        else:
+            acct = accts.get(m.base.name) if accts is not None else None
+            if acct is None or acct[0] < amount * m.base_mul:
+                return _reject(R.INSUFFICIENT_BALANCE)
+            opp = m.bids
+            crosses = bool(opp.keys) and -opp.keys[0] >= price
+        if crosses:
+            if post_only:
+                return _reject(R.WOULD_TAKE)
+            if tif == FOK and self._fillable(opp, user, price, amount, stp, is_buy) < amount:
+                return _reject(R.FOK_UNFILLABLE)
+        elif tif == FOK:
+            return _reject(R.FOK_UNFILLABLE)
+
+        # accepted: from here on, state changes
+        oid = self.next_order_id
+        self.next_order_id = oid + 1
+        order = Order(oid, user, m, side, LIMIT, tif, post_only, stp, price, amount, 0, client_order_id, time)
+        if client_order_id is not None:
+            self._coid_used.setdefault(user, set()).add(client_order_id)
+        seq = self.event_seq = self.event_seq + 1
+        events: list[Event] = [_new(OrderEvent, (seq, NEW, None, order, 0, 0, 0, time))]
+        ended = self._match(order, m, is_buy, events, time) if crosses else None
+        filled = order.filled
+        if ended is None and filled < amount and tif == GTC:
+            self._rest(order, m, is_buy, amount - filled, events, time)
+            if filled:
+                seq = self.event_seq = self.event_seq + 1
+                events.append(
+                    _new(OrderEvent, (seq, UPDATE, None, order, filled, order.filled_quote, order.fee, time))
+                )
+        else:
+            reason = ended or (FILLED if filled == amount else EXPIRED)
+            seq = self.event_seq = self.event_seq + 1
+            events.append(_new(OrderEvent, (seq, DONE, reason, order, filled, order.filled_quote, order.fee, time)))
+        return Result(True, None, oid, events)
+
+    def place_market_int(
+        self,
+        user: int,
+        market: str,
+        side: str,
+        amount: int,
+        time: int,
+        client_order_id: str | None = None,
+        stp: str = CANCEL_RESTING,
+    ) -> Result:
+        """Place a market order: a sell gives ``amount`` in base amount ticks,
+        a buy spends up to ``amount`` quote minimal units. ``value`` is the order id."""
+        m = self.markets.get(market)
+        if m is None:
+            return _reject(R.UNKNOWN_MARKET)
+        if m.halted:
+            return _reject(R.MARKET_HALTED)
+        if side == BUY:
+            is_buy = True
+        elif side == SELL:
+            is_buy = False
+        else:
+            return _reject(R.INVALID_ARGUMENT)
+        if stp not in STPS or user < 1:
+            return _reject(R.INVALID_ARGUMENT)
+        if amount <= 0:
+            return _reject(R.INVALID_AMOUNT)
+        opp = m.asks if is_buy else m.bids
+        if is_buy:
+            if amount < m.min_notional:
+                return _reject(R.BELOW_MIN_NOTIONAL)
+        elif amount < m.min_amount:
+            return _reject(R.BELOW_MIN_AMOUNT)
+        if client_order_id is not None:
+            used = self._coid_used.get(user)
+            if used is not None and client_order_id in used:
+                return _reject(R.DUPLICATE_CLIENT_ORDER_ID)
+        accts = self._bal.get(user)
+        acct = accts.get(m.quote.name if is_buy else m.base.name) if accts is not None else None
+        need = amount if is_buy else amount * m.base_mul
+        if acct is None or acct[0] < need:
+            return _reject(R.INSUFFICIENT_BALANCE)
+        if not opp.keys:
+            return _reject(R.NO_LIQUIDITY)
+        # a market buy must be able to buy at least one amount tick at the best price
+        if is_buy and amount < opp.keys[0] * m.quote_mul:
+            return _reject(R.BELOW_MIN_AMOUNT)
+
+        oid = self.next_order_id
+        self.next_order_id = oid + 1
+        order = Order(
+            oid,
+            user,
+            m,
+            side,
+            MARKET,
+            IOC,
+            False,
+            stp,
+            0,
+            0 if is_buy else amount,
+            amount if is_buy else 0,
+            client_order_id,
+            time,
+        )
+        if client_order_id is not None:
+            self._coid_used.setdefault(user, set()).add(client_order_id)
+        seq = self.event_seq = self.event_seq + 1
+        events: list[Event] = [_new(OrderEvent, (seq, NEW, None, order, 0, 0, 0, time))]
+        ended = self._match(order, m, is_buy, events, time)
+        if ended is None:
+            # the book ran dry: expired unless everything was used
+            done = order.filled_quote if is_buy else order.filled
+            ended = FILLED if done == amount else EXPIRED
+        seq = self.event_seq = self.event_seq + 1
+        events.append(
+            _new(OrderEvent, (seq, DONE, ended, order, order.filled, order.filled_quote, order.fee, time))
+        )
+        return Result(True, None, oid, events)
+
+    def _fillable(self, opp: BookSide, user: int, price: int, amount: int, stp: str, is_buy: bool) -> int:
+        """How much of ``amount`` would fill up to ``price``, honouring self-trade prevention."""
+        total = 0
+        for key in opp.keys:
+            level_price = key if is_buy else -key
+            if (is_buy and level_price > price) or (not is_buy and level_price < price):
+                break
+            o = opp.levels[key].head
+            while o is not None:
+                if o.user == user:
+                    if stp != CANCEL_RESTING:
+                        return total
+                else:
+                    total += o.amount - o.filled
+                    if total >= amount:
+                        return total
+                o = o.next
+        return total
+
+    def _match(self, taker: Order, m: Market, is_buy: bool, events: list[Event], time: int) -> str | None:
+        """Trade ``taker`` against the opposite side. Returns SELF_TRADE if self-trade
+        prevention ended the taker, FILLED if a market buy's rest cannot buy one more
+        tick, else None. The taker pays from its available balance as it trades."""
+        opp = m.asks if is_buy else m.bids
+        keys = opp.keys
+        levels = opp.levels
+        qmul = m.quote_mul
+        bmul = m.base_mul
+        base = m.base
+        quote = m.quote
+        bname = base.name
+        qname = quote.name
+        bal = self._bal
+        user = taker.user
+        taccts = bal[user]
+        tb = taccts.get(bname) or self._account(user, bname)
+        tq = taccts.get(qname) or self._account(user, qname)
+        fb = self._account(FEE_USER, bname)
+        fq = self._account(FEE_USER, qname)
+        ufees = m.user_fees
+        t_rate = ufees[user][1] if user in ufees else m.taker_fee
+        market_buy = taker.type == MARKET and is_buy
+        limit = taker.price
+        rem = taker.amount - taker.filled
+        rq = taker.quote_amount - taker.filled_quote
+        stp = taker.stp
+        tid = taker.id
+        side = taker.side
+        while keys:
+            key = keys[0]
+            level = levels[key]
+            price = level.price
+            if limit and (price > limit if is_buy else price < limit):
+                return None
+            maker = level.head
+            while maker is not None:
+                nxt = maker.next
+                muser = maker.user
+                if muser == user:
+                    if stp == CANCEL_INCOMING:
+                        return SELF_TRADE
+                    self._cancel(maker, SELF_TRADE, events, time)
+                    if stp == CANCEL_BOTH:
+                        return SELF_TRADE
+                    maker = nxt
+                    continue
+                mrem = maker.amount - maker.filled
+                if market_buy:
+                    take = rq // (price * qmul)
+                    if take == 0:
+                        return FILLED
+                    if take > mrem:
+                        take = mrem
+                else:
+                    take = rem if rem < mrem else mrem
+                base_units = take * bmul
+                quote_units = price * take * qmul
+                m_rate = ufees[muser][0] if muser in ufees else m.maker_fee
+                maccts = bal[muser]
+                deal_id = self.next_deal_id
+                self.next_deal_id = deal_id + 1
+                seq = self.event_seq
+                if is_buy:
+                    # taker buys base with quote; maker's base comes out of frozen
+                    t_fee = base_units * t_rate // FEE_DENOMINATOR
+                    m_fee = quote_units * m_rate // FEE_DENOMINATOR
+                    mb = maccts[bname]
+                    mq = maccts.get(qname) or self._account(muser, qname)
+                    tq[0] -= quote_units
+                    tb[0] += base_units - t_fee
+                    mb[1] -= base_units
+                    mq[0] += quote_units - m_fee
+                    events.append(
+                        _new(
+                            DealEvent,
+                            (seq + 1, deal_id, m, price, take, quote_units, maker.id, tid,
+                             muser, user, m_fee, t_fee, side, time),
+                        )
+                    )
+                    events.append(
+                        _new(BalanceEvent, (seq + 2, user, quote, TRADE, deal_id, -quote_units,
+                                            tq[0], tq[1], time, None))
+                    )
+                    events.append(
+                        _new(BalanceEvent, (seq + 3, user, base, TRADE, deal_id, base_units - t_fee,
+                                            tb[0], tb[1], time, None))
+                    )
+                    events.append(
+                        _new(BalanceEvent, (seq + 4, muser, base, TRADE, deal_id, -base_units,
+                                            mb[0], mb[1], time, None))
+                    )
+                    events.append(
+                        _new(BalanceEvent, (seq + 5, muser, quote, TRADE, deal_id, quote_units - m_fee,
+                                            mq[0], mq[1], time, None))
+                    )
+                    seq += 5
+                    if t_fee:
+                        fb[0] += t_fee
+                        seq += 1
+                        events.append(
+                            _new(BalanceEvent, (seq, FEE_USER, base, FEE, f"{deal_id}:taker", t_fee,
+                                                fb[0], fb[1], time, None))
+                        )
+                    if m_fee:
+                        fq[0] += m_fee
+                        seq += 1
+                        events.append(
+                            _new(BalanceEvent, (seq, FEE_USER, quote, FEE, f"{deal_id}:maker", m_fee,
+                                                fq[0], fq[1], time, None))
+                        )
+                else:
+                    # taker sells base for quote; maker's quote comes out of frozen
+                    t_fee = quote_units * t_rate // FEE_DENOMINATOR
+                    m_fee = base_units * m_rate // FEE_DENOMINATOR
+                    mq = maccts[qname]
+                    mb = maccts.get(bname) or self._account(muser, bname)
+                    tb[0] -= base_units
+                    tq[0] += quote_units - t_fee
+                    mq[1] -= quote_units
+                    mb[0] += base_units - m_fee
+                    events.append(
+                        _new(
+                            DealEvent,
+                            (seq + 1, deal_id, m, price, take, quote_units, maker.id, tid,
+                             muser, user, m_fee, t_fee, side, time),
+                        )
+                    )
+                    events.append(
+                        _new(BalanceEvent, (seq + 2, user, base, TRADE, deal_id, -base_units,
+                                            tb[0], tb[1], time, None))
+                    )
+                    events.append(
+                        _new(BalanceEvent, (seq + 3, user, quote, TRADE, deal_id, quote_units - t_fee,
+                                            tq[0], tq[1], time, None))
+                    )
+                    events.append(
+                        _new(BalanceEvent, (seq + 4, muser, quote, TRADE, deal_id, -quote_units,
+                                            mq[0], mq[1], time, None))
+                    )
+                    events.append(
+                        _new(BalanceEvent, (seq + 5, muser, base, TRADE, deal_id, base_units - m_fee,
+                                            mb[0], mb[1], time, None))
+                    )
+                    seq += 5
+                    if t_fee:
+                        fq[0] += t_fee
+                        seq += 1
+                        events.append(
+                            _new(BalanceEvent, (seq, FEE_USER, quote, FEE, f"{deal_id}:taker", t_fee,
+                                                fq[0], fq[1], time, None))
+                        )
+                    if m_fee:
+                        fb[0] += m_fee
+                        seq += 1
+                        events.append(
+                            _new(BalanceEvent, (seq, FEE_USER, base, FEE, f"{deal_id}:maker", m_fee,
+                                                fb[0], fb[1], time, None))
+                        )
+                taker.filled += take
+                taker.filled_quote += quote_units
+                taker.fee += t_fee
+                rem -= take
+                rq -= quote_units
+                mfilled = maker.filled = maker.filled + take
+                mfq = maker.filled_quote = maker.filled_quote + quote_units
+                mfee = maker.fee = maker.fee + m_fee
+                maker.updated_at = time
+                level.total -= take
+                seq += 1
+                if mfilled == maker.amount:
+                    opp.unlink(maker, level)
+                    self._forget(maker)
+                    events.append(_new(OrderEvent, (seq, DONE, FILLED, maker, mfilled, mfq, mfee, time)))
+                else:
+                    events.append(_new(OrderEvent, (seq, UPDATE, None, maker, mfilled, mfq, mfee, time)))
+                self.event_seq = seq
+                if not market_buy and rem == 0:
+                    return None
+                maker = nxt
+        return None
+
+    def _rest(self, order: Order, m: Market, is_buy: bool, open_amount: int, events: list[Event], time: int) -> None:
+        """Put the open part of a limit order on the book and freeze its funds."""
+        user = order.user
+        if is_buy:
+            m.bids.append(order, open_amount)
+            asset = m.quote
+            amount = order.price * open_amount * m.quote_mul
+        else:
+            m.asks.append(order, open_amount)
+            asset = m.base
+            amount = open_amount * m.base_mul
+        acct = self._bal[user][asset.name]
+        acct[0] -= amount
+        acct[1] += amount
+        oid = order.id
+        self._orders[oid] = order
+        uo = self._user_orders.get(user)
+        if uo is None:
+            uo = self._user_orders[user] = {}
+        uo[oid] = order
+        if order.client_order_id is not None:
+            self._coid_open[(user, order.client_order_id)] = order
+        seq = self.event_seq = self.event_seq + 1
+        events.append(_new(BalanceEvent, (seq, user, asset, FREEZE, oid, 0, acct[0], acct[1], time, None)))
+
+    def _forget(self, order: Order) -> None:
+        """Drop a finished order from the indexes of open orders."""
+        del self._orders[order.id]
+        uo = self._user_orders[order.user]
+        del uo[order.id]
+        if not uo:
+            del self._user_orders[order.user]
+        if order.client_order_id is not None:
+            del self._coid_open[(order.user, order.client_order_id)]
+
+    def _cancel(self, order: Order, reason: str, events: list[Event], time: int) -> None:
+        """Take a resting order off the book and release its frozen funds."""
+        m = order.market
+        open_amount = order.amount - order.filled
+        if order.side == BUY:
+            side = m.bids
+            asset = m.quote
+            amount = order.price * open_amount * m.quote_mul
+        else:
+            side = m.asks
+            asset = m.base
+            amount = open_amount * m.base_mul
+        level: Level = side.level_of(order)
+        level.total -= open_amount
+        side.unlink(order, level)
+        self._forget(order)
+        order.updated_at = time
+        acct = self._bal[order.user][asset.name]
+        acct[0] += amount
+        acct[1] -= amount
+        seq = self.event_seq
+        events.append(
+            _new(OrderEvent, (seq + 1, DONE, reason, order, order.filled, order.filled_quote, order.fee, time))
+        )
+        events.append(
+            _new(BalanceEvent, (seq + 2, order.user, asset, UNFREEZE, order.id, 0, acct[0], acct[1], time, None))
+        )
+        self.event_seq = seq + 2
+
+    # ------------------------------------------------------------ cancelling
+
+    def cancel_int(
+        self,
+        user: int,
+        market: str,
+        order_id: int | None,
+        time: int,
+        client_order_id: str | None = None,
+    ) -> Result:
+        """Cancel one open order by id or by client_order_id. ``value`` is the order id."""
+        m = self.markets.get(market)
+        if m is None:
+            return _reject(R.UNKNOWN_MARKET)
+        if order_id is not None:
+            order = self._orders.get(order_id)
+            if order is None or order.market is not m:
+                return _reject(R.UNKNOWN_ORDER)
+            if order.user != user:
+                return _reject(R.NOT_OWNER)
+        elif client_order_id is not None:
+            order = self._coid_open.get((user, client_order_id))
+            if order is None or order.market is not m:
+                return _reject(R.UNKNOWN_ORDER)
+        else:
+            return _reject(R.INVALID_ARGUMENT)
+        events: list[Event] = []
+        self._cancel(order, CANCELLED, events, time)
+        return Result(True, None, order.id, events)
+
+    def cancel_all_int(self, user: int, market: str | None, time: int) -> Result:
+        """Cancel all of a user's open orders (on one market if given), oldest first.
+        ``value`` is the list of cancelled order ids."""
+        m = None
+        if market is not None:
+            m = self.markets.get(market)
+            if m is None:
+                return _reject(R.UNKNOWN_MARKET)
+        uo = self._user_orders.get(user)
+        targets = [o for o in uo.values() if m is None or o.market is m] if uo else []
+        events: list[Event] = []
+        for o in targets:
+            self._cancel(o, CANCELLED, events, time)
+        return Result(True, None, [o.id for o in targets], events)
+
+    # ------------------------------------------------------------ queries
+
+    def get_order(self, order_id: int) -> dict[str, Any] | None:
+        """An open order as a dict, or None (finished orders live in the database)."""
+        o = self._orders.get(order_id)
+        return None if o is None else _open_order_dict(o)
+
+    def open_orders(self, user: int, market: str | None = None) -> list[dict[str, Any]]:
+        uo = self._user_orders.get(user)
+        if not uo:
+            return []
+        return [_open_order_dict(o) for o in uo.values() if market is None or o.market.name == market]
+
+    def balances(self, user: int) -> dict[str, tuple[int, int]]:
+        """asset -> (available, frozen) in minimal units."""
+        return {a: (v[0], v[1]) for a, v in self._bal.get(user, {}).items()}
+
+    def balances_str(self, user: int) -> dict[str, dict[str, str]]:
+        """asset -> {"available", "frozen"} as decimal strings."""
+        return {
+            a: {
+                "available": format_units(v[0], self.assets[a].prec),
+                "frozen": format_units(v[1], self.assets[a].prec),
+            }
+            for a, v in self._bal.get(user, {}).items()
+        }
+
+    def balance_totals(self) -> dict[str, int]:
+        """asset -> sum of available + frozen over every user and the fee account."""
+        totals = dict.fromkeys(self.assets, 0)
+        for accts in self._bal.values():
+            for a, v in accts.items():
+                totals[a] += v[0] + v[1]
+        return totals
+
+    def users(self) -> list[int]:
+        """Every user that has a balance row (including the fee account 0)."""
+        return list(self._bal)
+
+    def list_assets(self) -> list[dict[str, Any]]:
+        return [{"name": a.name, "prec": a.prec} for a in self.assets.values()]
+
+    def list_markets(self) -> list[dict[str, Any]]:
+        return [self._market_dict(m) for m in self.markets.values()]
+
+    def market_info(self, market: str) -> Market | None:
+        """The market object (read-only use: precisions, multipliers, fees)."""
+        return self.markets.get(market)
+
+    def depth(self, market: str, limit: int, interval: str | None = None) -> dict[str, list[tuple[str, str]]]:
+        """Top ``limit`` levels per side as (price, amount) decimal strings.
+
+        With ``interval`` (a decimal string, a multiple of the price tick) levels
+        are merged: asks rounded up to the interval, bids rounded down.
+        Raises ``KeyError`` for an unknown market and ``AmountError`` for a bad interval.
+        """
+        m = self.markets.get(market)
+        if m is None:
+            raise KeyError(market)
+        step = 1 if interval is None else parse_units(interval, m.price_prec)
+        return {
+            "asks": self._depth_side(m, m.asks, limit, step, True),
+            "bids": self._depth_side(m, m.bids, limit, step, False),
+        }
+
+    @staticmethod
+    def _depth_side(m: Market, side: BookSide, limit: int, step: int, up: bool) -> list[tuple[str, str]]:
+        merged: list[list[int]] = []
+        for key in side.keys:
+            level = side.levels[key]
+            price = level.price
+            bucket = -(-price // step) * step if up else price // step * step
+            if merged and merged[-1][0] == bucket:
+                merged[-1][1] += level.total
+            else:
+                if len(merged) == limit:
+                    break
+                merged.append([bucket, level.total])
+        pp = m.price_prec
+        ap = m.amount_prec
+        return [(format_units(p, pp), format_units(a, ap)) for p, a in merged]
+
+    def reserved(self, user: int) -> dict[str, int]:
+        """What the user's open orders reserve, per asset (should equal frozen)."""
+        out: dict[str, int] = {}
+        for o in self._user_orders.get(user, {}).values():
+            m = o.market
+            open_amount = o.amount - o.filled
+            if o.side == BUY:
+                out[m.quote.name] = out.get(m.quote.name, 0) + o.price * open_amount * m.quote_mul
+            else:
+                out[m.base.name] = out.get(m.base.name, 0) + open_amount * m.base_mul
+        return out
+
+    @staticmethod
+    def _market_dict(m: Market) -> dict[str, Any]:
+        return {
+            "name": m.name,
+            "base": m.base.name,
+            "quote": m.quote.name,
+            "price_prec": m.price_prec,
+            "amount_prec": m.amount_prec,
+            "min_amount": format_units(m.min_amount, m.amount_prec),
+            "min_notional": format_units(m.min_notional, m.quote.prec),
+            "maker_fee": format_fee_rate(m.maker_fee),
+            "taker_fee": format_fee_rate(m.taker_fee),
+            "user_fees": {
+                str(u): {"maker_fee": format_fee_rate(mk), "taker_fee": format_fee_rate(tk)}
+                for u, (mk, tk) in sorted(m.user_fees.items())
+            },
+            "status": "halted" if m.halted else "trading",
+        }
+
+    # ------------------------------------------------------------ snapshot
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as a JSON-compatible dict (amounts as ints in ticks/minimal units)."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "event_seq": self.event_seq,
+            "next_order_id": self.next_order_id,
+            "next_deal_id": self.next_deal_id,
+            "assets": [[a.name, a.prec] for a in self.assets.values()],
+            "markets": [
+                {
+                    "name": m.name,
+                    "base": m.base.name,
+                    "quote": m.quote.name,
+                    "price_prec": m.price_prec,
+                    "amount_prec": m.amount_prec,
+                    "min_amount": m.min_amount,
+                    "min_notional": m.min_notional,
+                    "maker_fee": m.maker_fee,
+                    "taker_fee": m.taker_fee,
+                    "user_fees": [[u, mk, tk] for u, (mk, tk) in m.user_fees.items()],
+                    "halted": m.halted,
+                }
+                for m in self.markets.values()
+            ],
+            "balances": [[u, a, v[0], v[1]] for u, accts in self._bal.items() for a, v in accts.items()],
+            # open orders in id order: within a price level that is also time priority
+            "orders": [
+                [
+                    o.id, o.user, o.market.name, o.side, o.tif, o.post_only, o.stp, o.price, o.amount,
+                    o.filled, o.filled_quote, o.fee, o.client_order_id, o.created_at, o.updated_at,
+                ]
+                for o in sorted(self._orders.values(), key=_order_id)
+            ],
+            "updates": sorted([b, i] for b, i in self._updates),
+            "client_order_ids": [[u, sorted(ids)] for u, ids in sorted(self._coid_used.items())],
+        }
+
+    @classmethod
+    def restore(cls, d: dict[str, Any]) -> Engine:
+        """Rebuild an engine from ``snapshot()`` output; checks frozen == reserved."""
+        if d.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"unsupported snapshot version {d.get('version')!r}")
+        e = cls()
+        for name, prec in d["assets"]:
+            e.assets[name] = Asset(name, prec)
+        for md in d["markets"]:
+            m = Market(
+                md["name"],
+                e.assets[md["base"]],
+                e.assets[md["quote"]],
+                md["price_prec"],
+                md["amount_prec"],
+                md["min_amount"],
+                md["min_notional"],
+                md["maker_fee"],
+                md["taker_fee"],
+            )
+            m.user_fees = {u: (mk, tk) for u, mk, tk in md["user_fees"]}
+            m.halted = md["halted"]
+            e.markets[m.name] = m
+        for u, a, available, frozen in d["balances"]:
+            e._bal.setdefault(u, {})[a] = [available, frozen]
+        for row in d["orders"]:
+            oid, user, market, side, tif, post_only, stp, price, amount, filled, fq, fee, coid, ct, ut = row
+            m = e.markets[market]
+            o = Order(oid, user, m, side, LIMIT, tif, post_only, stp, price, amount, 0, coid, ct)
+            o.filled = filled
+            o.filled_quote = fq
+            o.fee = fee
+            o.updated_at = ut
+            (m.bids if side == BUY else m.asks).append(o, amount - filled)
+            e._orders[oid] = o
+            e._user_orders.setdefault(user, {})[oid] = o
+            if coid is not None:
+                e._coid_open[(user, coid)] = o
+        e._updates = {(b, i) for b, i in d["updates"]}
+        e._coid_used = {u: set(ids) for u, ids in d["client_order_ids"]}
+        e.event_seq = d["event_seq"]
+        e.next_order_id = d["next_order_id"]
+        e.next_deal_id = d["next_deal_id"]
+        for u, accts in e._bal.items():
+            reserved = e.reserved(u)
+            for a, v in accts.items():
+                if v[1] != reserved.get(a, 0):
+                    raise ValueError(f"snapshot inconsistent: user {u} {a} frozen {v[1]} != {reserved.get(a, 0)}")
+        return e
+
+
+def _order_id(o: Order) -> int:
+    return o.id
+
+
+def _open_order_dict(o: Order) -> dict[str, Any]:
+    from matcher.engine.events import order_dict
+
+    return order_dict(o, o.filled, o.filled_quote, o.fee, "open", o.updated_at)
+
+
+# ---------------------------------------------------------------- apply() params
+
+
+def _check_keys(p: dict[str, Any], allowed: frozenset[str]) -> None:
+    if not p.keys() <= allowed:
+        raise Reject(R.INVALID_ARGUMENT, f"unknown parameters {sorted(set(p) - allowed)}")
+
+
+def _int(p: dict[str, Any], key: str, *, minimum: int = 0) -> int:
+    v = p.get(key)
+    if type(v) is not int or v < minimum:
+        raise Reject(R.INVALID_ARGUMENT, f"{key} must be an int >= {minimum}")
+    return v
+
+
+def _str(p: dict[str, Any], key: str, choices: frozenset[str] | None = None, default: str | None = None) -> str:
+    v = p.get(key, default)
+    if not isinstance(v, str) or not v or (choices is not None and v not in choices):
+        raise Reject(R.INVALID_ARGUMENT, f"bad {key}")
+    return v
+
+
+def _opt_str(p: dict[str, Any], key: str) -> str | None:
+    v = p.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str) or not v or len(v) > 64:
+        raise Reject(R.INVALID_ARGUMENT, f"bad {key}")
+    return v
+
+
+def _bool(p: dict[str, Any], key: str, default: bool) -> bool:
+    v = p.get(key, default)
+    if type(v) is not bool:
+        raise Reject(R.INVALID_ARGUMENT, f"{key} must be a bool")
+    return v
+
+
+def _market(e: Engine, p: dict[str, Any]) -> Market:
+    name = _str(p, "market")
+    m = e.markets.get(name)
+    if m is None:
+        raise Reject(R.UNKNOWN_MARKET)
+    return m
+
+
+def _order_value(res: Result) -> Result:
+    """Replace an order id value by the order dict of its last event."""
+    if res.ok:
+        oid = res.value
+        for ev in reversed(res.events):
+            if isinstance(ev, OrderEvent) and ev.order.id == oid:
+                res.value = ev.order_dict()
+                break
+    return res
+
+
+_LIMIT_KEYS = frozenset(
+    {"user", "market", "side", "price", "amount", "tif", "post_only", "client_order_id", "stp"}
+)
+
+
+def _h_place_limit(e: Engine, p: dict[str, Any], time: int) -> Result:
+    _check_keys(p, _LIMIT_KEYS)
+    user = _int(p, "user", minimum=1)
+    m = _market(e, p)
+    if m.halted:
+        raise Reject(R.MARKET_HALTED)
+    side = _str(p, "side", frozenset({BUY, SELL}))
+    tif = _str(p, "tif", TIFS, GTC)
+    stp = _str(p, "stp", STPS, CANCEL_RESTING)
+    post_only = _bool(p, "post_only", False)
+    coid = _opt_str(p, "client_order_id")
+    price = parse_units(p.get("price"), m.price_prec)
+    amount = parse_units(p.get("amount"), m.amount_prec)
+    return _order_value(e.place_limit_int(user, m.name, side, price, amount, time, tif, post_only, coid, stp))
+
+
+_MARKET_KEYS = frozenset({"user", "market", "side", "amount", "client_order_id", "stp"})
+
+
+def _h_place_market(e: Engine, p: dict[str, Any], time: int) -> Result:
+    _check_keys(p, _MARKET_KEYS)
+    user = _int(p, "user", minimum=1)
+    m = _market(e, p)
+    if m.halted:
+        raise Reject(R.MARKET_HALTED)
+    side = _str(p, "side", frozenset({BUY, SELL}))
+    stp = _str(p, "stp", STPS, CANCEL_RESTING)
+    coid = _opt_str(p, "client_order_id")
+    # a buy spends a quote amount (quote asset precision); a sell gives a base amount
+    amount = parse_units(p.get("amount"), m.quote.prec if side == BUY else m.amount_prec)
+    return _order_value(e.place_market_int(user, m.name, side, amount, time, coid, stp))
+
+
+def _h_cancel(e: Engine, p: dict[str, Any], time: int) -> Result:
+    _check_keys(p, frozenset({"user", "market", "order_id", "client_order_id"}))
+    user = _int(p, "user", minimum=1)
+    m = _market(e, p)
+    order_id = p.get("order_id")
+    coid = _opt_str(p, "client_order_id")
+    if order_id is not None:
+        order_id = _int(p, "order_id", minimum=1)
+        if coid is not None:
+            raise Reject(R.INVALID_ARGUMENT, "give order_id or client_order_id, not both")
+    elif coid is None:
+        raise Reject(R.INVALID_ARGUMENT, "order_id or client_order_id required")
+    return _order_value(e.cancel_int(user, m.name, order_id, time, coid))
+
+
+def _h_cancel_all(e: Engine, p: dict[str, Any], time: int) -> Result:
+    _check_keys(p, frozenset({"user", "market"}))
+    user = _int(p, "user", minimum=1)
+    market = None if p.get("market") is None else _market(e, p).name
+    return e.cancel_all_int(user, market, time)
+
+
+def _h_update_balance(e: Engine, p: dict[str, Any], time: int) -> Result:
+    _check_keys(p, frozenset({"user", "asset", "business", "business_id", "change", "detail"}))
+    user = _int(p, "user")
+    asset_name = _str(p, "asset")
+    asset = e.assets.get(asset_name)
+    if asset is None:
+        raise Reject(R.UNKNOWN_ASSET)
+    business = _str(p, "business")
+    if business in RESERVED_BUSINESSES or len(business) > 64:
+        raise Reject(R.INVALID_ARGUMENT, "reserved business")
+    business_id = _str(p, "business_id")
+    detail = p.get("detail")
+    if detail is not None and not isinstance(detail, dict):
+        raise Reject(R.INVALID_ARGUMENT, "detail must be a dict")
+    change = parse_units(p.get("change"), asset.prec, allow_negative=True)
+    return e.update_balance_int(user, asset_name, business, business_id, change, time, detail)
+
+
+def _h_halt(e: Engine, p: dict[str, Any], time: int) -> Result:
+    _check_keys(p, frozenset({"market"}))
+    return e.set_market_halted(_market(e, p).name, True)
+
+
+def _h_resume(e: Engine, p: dict[str, Any], time: int) -> Result:
+    _check_keys(p, frozenset({"market"}))
+    return e.set_market_halted(_market(e, p).name, False)
+
+
+def _h_set_fees(e: Engine, p: dict[str, Any], time: int) -> Result:
+    _check_keys(p, frozenset({"market", "maker_fee", "taker_fee", "user"}))
+    m = _market(e, p)
+    user = None if p.get("user") is None else _int(p, "user", minimum=1)
+    maker = None if p.get("maker_fee") is None else parse_fee_rate(p["maker_fee"])
+    taker = None if p.get("taker_fee") is None else parse_fee_rate(p["taker_fee"])
+    return e.set_fees_int(m.name, maker, taker, user)
+
+
+def _h_add_asset(e: Engine, p: dict[str, Any], time: int) -> Result:
+    _check_keys(p, frozenset({"name", "prec"}))
+    return e.add_asset(_str(p, "name"), _int(p, "prec"))
+
+
+_MARKET_ADD_KEYS = frozenset(
+    {"name", "base", "quote", "price_prec", "amount_prec", "min_amount", "min_notional", "maker_fee", "taker_fee"}
+)
+
+
+def _h_add_market(e: Engine, p: dict[str, Any], time: int) -> Result:
+    _check_keys(p, _MARKET_ADD_KEYS)
+    base = e.assets.get(_str(p, "base"))
+    quote = e.assets.get(_str(p, "quote"))
+    if base is None or quote is None:
+        raise Reject(R.UNKNOWN_ASSET)
+    price_prec = _int(p, "price_prec")
+    amount_prec = _int(p, "amount_prec")
+    if base.prec < amount_prec or quote.prec < price_prec + amount_prec:
+        raise Reject(R.INVALID_PRECISION, "precision finer than the assets allow")
+    min_amount = parse_units(p.get("min_amount", "0"), amount_prec, allow_zero=True)
+    min_notional = parse_units(p.get("min_notional", "0"), quote.prec, allow_zero=True)
+    maker = parse_fee_rate(p.get("maker_fee", "0"))
+    taker = parse_fee_rate(p.get("taker_fee", "0"))
+    name = p.get("name", f"{base.name}_{quote.name}")
+    if not isinstance(name, str):
+        raise Reject(R.INVALID_ARGUMENT)
+    return e.add_market_int(
+        name, base.name, quote.name, price_prec, amount_prec, min_amount, min_notional, maker, taker
+    )
+
+
+_HANDLERS: dict[str, Callable[[Engine, dict[str, Any], int], Result]] = {
+    "place_limit": _h_place_limit,
+    "place_market": _h_place_market,
+    "cancel": _h_cancel,
+    "cancel_all": _h_cancel_all,
+    "update_balance": _h_update_balance,
+    "halt_market": _h_halt,
+    "resume_market": _h_resume,
+    "set_fees": _h_set_fees,
+    "add_asset": _h_add_asset,
+    "add_market": _h_add_market,
+}

@@ -1,0 +1,196 @@
+"""Events the engine emits: order, deal and balance changes.
+
+Events are NamedTuples holding integers and references to the (immutable
+parts of) engine objects; the hot path builds nothing else. ``to_dict()``
+turns one into the JSON-compatible form with decimal strings that the
+persister, the outbox and Kafka consumers see. Every event carries ``seq``,
+the engine-wide event sequence number (1, 2, 3, ... with no gaps).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from matcher.engine.amounts import format_units
+from matcher.engine.book import BUY, MARKET, Asset, Market, Order
+
+# order event kinds and done reasons
+NEW = "new"
+UPDATE = "update"
+DONE = "done"
+FILLED = "filled"
+CANCELLED = "cancelled"
+EXPIRED = "expired"
+SELF_TRADE = "self_trade"
+
+# balance event businesses the engine itself uses; update_balance may not use them
+TRADE = "trade"
+FEE = "fee"
+FREEZE = "freeze"
+UNFREEZE = "unfreeze"
+RESERVED_BUSINESSES = frozenset({TRADE, FEE, FREEZE, UNFREEZE})
+
+_STATUS = {FILLED: "filled", CANCELLED: "cancelled", EXPIRED: "expired", SELF_TRADE: "cancelled"}
+
+
+def order_dict(
+    order: Order, filled: int, filled_quote: int, fee: int, status: str, updated_at: int
+) -> dict[str, Any]:
+    """The full order state as JSON-compatible dict (what the orders table holds)."""
+    m = order.market
+    is_buy = order.side == BUY
+    fee_asset = m.base if is_buy else m.quote
+    is_market_buy = order.type == MARKET and is_buy
+    return {
+        "id": order.id,
+        "user": order.user,
+        "market": m.name,
+        "side": order.side,
+        "type": order.type,
+        "tif": order.tif,
+        "post_only": order.post_only,
+        "stp": order.stp,
+        "price": format_units(order.price, m.price_prec) if order.type != MARKET else None,
+        "amount": None if is_market_buy else format_units(order.amount, m.amount_prec),
+        "quote_amount": format_units(order.quote_amount, m.quote.prec) if is_market_buy else None,
+        "filled_amount": format_units(filled, m.amount_prec),
+        "filled_quote": format_units(filled_quote, m.quote.prec),
+        "fee": format_units(fee, fee_asset.prec),
+        "fee_asset": fee_asset.name,
+        "status": status,
+        "client_order_id": order.client_order_id,
+        "created_at": order.created_at,
+        "updated_at": updated_at,
+    }
+
+
+class OrderEvent(NamedTuple):
+    """An order was accepted (``new``), traded while resting (``update``) or ended (``done``).
+
+    ``filled``, ``filled_quote``, ``fee`` and ``time`` are the order's mutable
+    state at the moment of the event; the rest is read from ``order``, whose
+    other fields never change.
+    """
+
+    seq: int
+    event: str
+    reason: str | None  # for done: filled / cancelled / expired / self_trade
+    order: Order
+    filled: int
+    filled_quote: int
+    fee: int
+    time: int
+
+    @property
+    def kind(self) -> str:
+        return "order"
+
+    @property
+    def status(self) -> str:
+        return "open" if self.reason is None else _STATUS[self.reason]
+
+    def order_dict(self) -> dict[str, Any]:
+        return order_dict(self.order, self.filled, self.filled_quote, self.fee, self.status, self.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "order",
+            "seq": self.seq,
+            "event": self.event,
+            "reason": self.reason,
+            "time": self.time,
+            "order": self.order_dict(),
+        }
+
+
+class DealEvent(NamedTuple):
+    """One trade. ``price`` in price ticks, ``amount`` in amount ticks,
+    ``quote_amount`` and the fees in minimal units of the asset each side receives."""
+
+    seq: int
+    id: int
+    market: Market
+    price: int
+    amount: int
+    quote_amount: int
+    maker_order_id: int
+    taker_order_id: int
+    maker_user: int
+    taker_user: int
+    maker_fee: int
+    taker_fee: int
+    taker_side: str
+    time: int
+
+    @property
+    def kind(self) -> str:
+        return "deal"
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.market
+        taker_buys = self.taker_side == BUY
+        maker_fee_asset = m.quote if taker_buys else m.base
+        taker_fee_asset = m.base if taker_buys else m.quote
+        return {
+            "kind": "deal",
+            "seq": self.seq,
+            "id": self.id,
+            "market": m.name,
+            "price": format_units(self.price, m.price_prec),
+            "amount": format_units(self.amount, m.amount_prec),
+            "quote_amount": format_units(self.quote_amount, m.quote.prec),
+            "maker_order_id": self.maker_order_id,
+            "taker_order_id": self.taker_order_id,
+            "maker_user": self.maker_user,
+            "taker_user": self.taker_user,
+            "maker_fee": format_units(self.maker_fee, maker_fee_asset.prec),
+            "maker_fee_asset": maker_fee_asset.name,
+            "taker_fee": format_units(self.taker_fee, taker_fee_asset.prec),
+            "taker_fee_asset": taker_fee_asset.name,
+            "taker_side": self.taker_side,
+            "time": self.time,
+        }
+
+
+class BalanceEvent(NamedTuple):
+    """A change of a user's available and/or frozen balance of one asset.
+
+    ``change`` is the change of the total (available + frozen); freezes and
+    unfreezes have change 0. ``available`` and ``frozen`` are the values after.
+    ``business_id`` is a deal id (``trade``), ``"<deal>:maker|taker"`` (``fee``,
+    user 0), an order id (``freeze``/``unfreeze``) or the caller's id.
+    """
+
+    seq: int
+    user: int
+    asset: Asset
+    business: str
+    business_id: int | str
+    change: int
+    available: int
+    frozen: int
+    time: int
+    detail: dict[str, Any] | None
+
+    @property
+    def kind(self) -> str:
+        return "balance"
+
+    def to_dict(self) -> dict[str, Any]:
+        prec = self.asset.prec
+        return {
+            "kind": "balance",
+            "seq": self.seq,
+            "user": self.user,
+            "asset": self.asset.name,
+            "business": self.business,
+            "business_id": str(self.business_id),
+            "change": format_units(self.change, prec),
+            "available": format_units(self.available, prec),
+            "frozen": format_units(self.frozen, prec),
+            "time": self.time,
+            "detail": self.detail,
+        }
+
+
+Event = OrderEvent | DealEvent | BalanceEvent
