@@ -33,6 +33,8 @@ CANCEL_INCOMING = "cancel_incoming"
 CANCEL_BOTH = "cancel_both"
 
 SIDES = frozenset({BUY, SELL})
+#: ``BookSide.best`` of an empty side: above every possible key.
+EMPTY = 10**60
 TIFS = frozenset({GTC, IOC, FOK})
 STPS = frozenset({CANCEL_RESTING, CANCEL_INCOMING, CANCEL_BOTH})
 
@@ -131,12 +133,16 @@ class Level:
 
 
 class BookSide:
-    __slots__ = ("is_ask", "keys", "levels")
+    """One side of a book. ``best`` caches ``keys[0]`` (``EMPTY`` when there is
+    none): the crossing check on every placement is then one attribute read."""
+
+    __slots__ = ("is_ask", "keys", "levels", "best")
 
     def __init__(self, is_ask: bool) -> None:
         self.is_ask = is_ask
         self.keys = new_sorted_ints()
         self.levels: dict[int, Level] = {}
+        self.best = EMPTY
 
     def append(self, order: Order, open_amount: int) -> None:
         """Put an order at the back of its price level."""
@@ -146,6 +152,8 @@ class BookSide:
         if level is None:
             level = self.levels[key] = Level(price)
             self.keys.add(key)
+            if key < self.best:
+                self.best = key
         tail = level.tail
         order.prev = tail
         order.next = None
@@ -175,7 +183,10 @@ class BookSide:
         if level.head is None:
             key = level.price if self.is_ask else -level.price
             del self.levels[key]
-            self.keys.remove(key)
+            keys = self.keys
+            keys.remove(key)
+            if key == self.best:
+                self.best = keys[0] if keys else EMPTY
 
     def level_of(self, order: Order) -> Level:
         return self.levels[order.price if self.is_ask else -order.price]

@@ -27,6 +27,7 @@ from matcher.engine.book import (
     CANCEL_BOTH,
     CANCEL_INCOMING,
     CANCEL_RESTING,
+    EMPTY,
     FOK,
     GTC,
     IOC,
@@ -339,13 +340,13 @@ class Engine:
             if acct is None or acct[0] < notional:
                 return _reject(R.INSUFFICIENT_BALANCE)
             opp = m.asks
-            crosses = bool(opp.keys) and opp.keys[0] <= price
+            crosses = opp.best <= price
         else:
             acct = accts.get(m.base.name) if accts is not None else None
             if acct is None or acct[0] < amount * m.base_mul:
                 return _reject(R.INSUFFICIENT_BALANCE)
             opp = m.bids
-            crosses = bool(opp.keys) and -opp.keys[0] >= price
+            crosses = -opp.best >= price
         if crosses:
             if post_only:
                 return _reject(R.WOULD_TAKE)
@@ -419,10 +420,10 @@ class Engine:
         need = amount if is_buy else amount * m.base_mul
         if acct is None or acct[0] < need:
             return _reject(R.INSUFFICIENT_BALANCE)
-        if not opp.keys:
+        if opp.best == EMPTY:
             return _reject(R.NO_LIQUIDITY)
         # a market buy must be able to buy at least one amount tick at the best price
-        if is_buy and amount < opp.keys[0] * m.quote_mul:
+        if is_buy and amount < opp.best * m.quote_mul:
             return _reject(R.BELOW_MIN_AMOUNT)
 
         oid = self.next_order_id
@@ -481,7 +482,6 @@ class Engine:
         prevention ended the taker, FILLED if a market buy's rest cannot buy one more
         tick, else None. The taker pays from its available balance as it trades."""
         opp = m.asks if is_buy else m.bids
-        keys = opp.keys
         levels = opp.levels
         qmul = m.quote_mul
         bmul = m.base_mul
@@ -505,8 +505,10 @@ class Engine:
         stp = taker.stp
         tid = taker.id
         side = taker.side
-        while keys:
-            key = keys[0]
+        while True:
+            key = opp.best
+            if key == EMPTY:
+                return None
             level = levels[key]
             price = level.price
             if limit and (price > limit if is_buy else price < limit):
@@ -656,7 +658,6 @@ class Engine:
                 if not market_buy and rem == 0:
                     return None
                 maker = nxt
-        return None
 
     def _rest(self, order: Order, m: Market, is_buy: bool, open_amount: int, events: list[Event], time: int) -> None:
         """Put the open part of a limit order on the book and freeze its funds."""
@@ -768,6 +769,9 @@ class Engine:
         return Result(True, None, [o.id for o in targets], events)
 
     # ------------------------------------------------------------ queries
+
+    def is_open(self, order_id: int) -> bool:
+        return order_id in self._orders
 
     def get_order(self, order_id: int) -> dict[str, Any] | None:
         """An open order as a dict, or None (finished orders live in the database)."""
