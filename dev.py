@@ -54,26 +54,31 @@ def cmd_run(args: list[str]) -> int:
 
 
 def cmd_test(args: list[str]) -> int:
-    bin_dir = VENV / "bin"
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "cryptgo.settings_test"}
-    run_checked(str(bin_dir / "ruff"), "check", ".")
+    run_checked(str(VENV / "bin" / "ruff"), "check", ".")
     run_checked(str(PY), "-m", "mypy", "--strict", "matcher/engine")
-    run_checked(str(PY), "manage.py", "makemigrations", "--check", "--dry-run", env=env)
-    # Tests get their own local services (in a temporary directory) for every URL not set.
+    # Everything below gets its own local services (in a temporary directory) for every URL not set.
     with tempfile.TemporaryDirectory(prefix="cryptgo-test-") as tmp:
         return subprocess.run(
-            [str(PY), "-m", "cryptgo.devservices", tmp, "--", str(PY), "-m", "pytest", *args],
+            [str(PY), "-m", "cryptgo.devservices", tmp, "--", str(PY), __file__, "_with_services", *args],
             cwd=ROOT, env=env,
         ).returncode
 
 
+def cmd_with_services(args: list[str]) -> int:
+    """The part of the test command that needs the database: migrations check, then pytest."""
+    run_checked(str(PY), "manage.py", "makemigrations", "--check", "--dry-run")
+    return subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT).returncode
+
+
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in {"run", "test"}:
+    commands = {"run": cmd_run, "test": cmd_test, "_with_services": cmd_with_services}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__)
         return 2
-    ensure_venv()
-    command, rest = sys.argv[1], sys.argv[2:]
-    return cmd_run(rest) if command == "run" else cmd_test(rest)
+    if sys.argv[1] != "_with_services":
+        ensure_venv()
+    return commands[sys.argv[1]](sys.argv[2:])
 
 
 if __name__ == "__main__":
