@@ -648,14 +648,17 @@ class Engine:
                 maker.updated_at = time
                 level.total -= take
                 seq += 1
-                if mfilled == maker.amount:
-                    opp.unlink(maker, level)
-                    self._forget(maker)
-                    events.append(_new(OrderEvent, (seq, DONE, FILLED, maker, mfilled, mfq, mfee, time)))
-                else:
+                if mfilled != maker.amount:
+                    # the maker still has some: so the taker is done (a market buy's
+                    # rest cannot pay for one more tick at this price)
                     events.append(_new(OrderEvent, (seq, UPDATE, None, maker, mfilled, mfq, mfee, time)))
+                    self.event_seq = seq
+                    return FILLED if market_buy else None
+                opp.unlink(maker, level)
+                self._forget(maker)
+                events.append(_new(OrderEvent, (seq, DONE, FILLED, maker, mfilled, mfq, mfee, time)))
                 self.event_seq = seq
-                if not market_buy and rem == 0:
+                if rem == 0 and not market_buy:
                     return None
                 maker = nxt
 
