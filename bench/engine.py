@@ -59,9 +59,9 @@ def place_resting(e: Engine, n: int, rng: random.Random) -> int:
     for i in range(n):
         user = rng.randint(1, USERS)
         if i & 1:
-            r = e.place_limit_int(user, MARKET, "buy", MID // 2 - rng.randint(0, 2000), rng.randint(10, 10_000), t)
+            r = e.place_limit_int(user, MARKET, "buy", MID // 2 - rng.randint(0, 2000), rng.randint(20, 10_000), t)
         else:
-            r = e.place_limit_int(user, MARKET, "sell", MID * 2 + rng.randint(0, 2000), rng.randint(10, 10_000), t)
+            r = e.place_limit_int(user, MARKET, "sell", MID * 2 + rng.randint(0, 2000), rng.randint(20, 10_000), t)
         assert r.ok, r.reason
         del r
     gc.collect()

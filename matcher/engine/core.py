@@ -366,7 +366,28 @@ class Engine:
         ended = self._match(order, m, is_buy, events, time) if crosses else None
         filled = order.filled
         if ended is None and filled < amount and tif == GTC:
-            self._rest(order, m, is_buy, amount - filled, events, time)
+            # rest the open part and freeze its funds (inlined: the hot path)
+            open_amount = amount - filled
+            if is_buy:
+                m.bids.append(order, open_amount)
+                asset = m.quote
+                frozen = price * open_amount * m.quote_mul
+            else:
+                m.asks.append(order, open_amount)
+                asset = m.base
+                frozen = open_amount * m.base_mul
+            acct = self._bal[user][asset.name]
+            acct[0] -= frozen
+            acct[1] += frozen
+            self._orders[oid] = order
+            uo = self._user_orders.get(user)
+            if uo is None:
+                uo = self._user_orders[user] = {}
+            uo[oid] = order
+            if client_order_id is not None:
+                self._coid_open[(user, client_order_id)] = order
+            seq = self.event_seq = self.event_seq + 1
+            events.append(_new(BalanceEvent, (seq, user, asset, FREEZE, oid, 0, acct[0], acct[1], time, None)))
             if filled:
                 seq = self.event_seq = self.event_seq + 1
                 events.append(
@@ -661,31 +682,6 @@ class Engine:
                 if rem == 0 and not market_buy:
                     return None
                 maker = nxt
-
-    def _rest(self, order: Order, m: Market, is_buy: bool, open_amount: int, events: list[Event], time: int) -> None:
-        """Put the open part of a limit order on the book and freeze its funds."""
-        user = order.user
-        if is_buy:
-            m.bids.append(order, open_amount)
-            asset = m.quote
-            amount = order.price * open_amount * m.quote_mul
-        else:
-            m.asks.append(order, open_amount)
-            asset = m.base
-            amount = open_amount * m.base_mul
-        acct = self._bal[user][asset.name]
-        acct[0] -= amount
-        acct[1] += amount
-        oid = order.id
-        self._orders[oid] = order
-        uo = self._user_orders.get(user)
-        if uo is None:
-            uo = self._user_orders[user] = {}
-        uo[oid] = order
-        if order.client_order_id is not None:
-            self._coid_open[(user, order.client_order_id)] = order
-        seq = self.event_seq = self.event_seq + 1
-        events.append(_new(BalanceEvent, (seq, user, asset, FREEZE, oid, 0, acct[0], acct[1], time, None)))
 
     def _forget(self, order: Order) -> None:
         """Drop a finished order from the indexes of open orders."""
