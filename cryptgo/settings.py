@@ -150,18 +150,32 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "cryptgo.api.authentication.ApiKeyAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["cryptgo.api.throttling.UserThrottle", "cryptgo.api.throttling.IPThrottle"],
+    "EXCEPTION_HANDLER": "cryptgo.api.exceptions.exception_handler",
+    "NUM_PROXIES": envint("API_TRUSTED_PROXIES", 0),
     "COERCE_DECIMAL_TO_STRING": True,
 }
+# Client API (docs/api.md). Rates are "<n>/<sec|min|hour|day>" or "off"; counted in Redis.
+API_THROTTLE_USER_RATE = env("API_THROTTLE_USER_RATE", "1200/min")
+API_THROTTLE_IP_RATE = env("API_THROTTLE_IP_RATE", "2400/min")
+# How far a signed request's timestamp may be from the server's clock (native API and Binance).
+API_SIGNATURE_WINDOW_MS = envint("API_SIGNATURE_WINDOW_MS", 5000)
+# Fernet keys that encrypt API-key secrets and TOTP seeds; the first encrypts (docs/adr/0002).
+API_SECRET_KEYS = envlist("API_SECRET_KEYS", "")
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=envint("JWT_ACCESS_MINUTES", 15)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=envint("JWT_REFRESH_DAYS", 7)),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
 }
-SPECTACULAR_SETTINGS = {"TITLE": "CryptGO API", "VERSION": "1.0.0", "SERVE_INCLUDE_SCHEMA": False}
+SPECTACULAR_SETTINGS = {"TITLE": "CryptGO API", "VERSION": "1.0.0", "SERVE_INCLUDE_SCHEMA": False,
+                        "COMPONENT_SPLIT_REQUEST": True, "SCHEMA_PATH_PREFIX": r"/api/v[0-9]"}
 
 # Wallets: the web tier holds only the account xpub; the mnemonic is read where Celery signs.
 HOT_WALLET_XPUB = env("HOT_WALLET_XPUB", "")

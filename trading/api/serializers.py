@@ -1,0 +1,211 @@
+"""Shapes of the trading API. Orders render the same whether they come from the matcher's answer
+(after a placement) or from PostgreSQL (reads): ``order_from_engine`` / ``order_from_model``."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from rest_framework import serializers
+
+from cryptgo.api.fields import DecimalString, MoneyOut
+from markets import selectors as market_selectors
+from markets.models import Asset, Market
+from trading.models import Order, OrderStatus
+
+CLIENT_ORDER_ID = r"^[A-Za-z0-9._:/-]{1,64}$"
+
+
+def _decimals(value: str) -> int:
+    return len(value.partition(".")[2].rstrip("0"))
+
+
+class MarketField(serializers.CharField):
+    default_error_messages = {"unknown_market": "No such market."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 33)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> Market:  # type: ignore[override]
+        name = super().to_internal_value(data)
+        market = market_selectors.market_get(name)
+        if market is None:
+            self.fail("unknown_market")
+        return market
+
+
+class AssetField(serializers.CharField):
+    default_error_messages = {"unknown_asset": "No such asset."}
+
+    def to_internal_value(self, data: Any) -> Asset:  # type: ignore[override]
+        symbol = super().to_internal_value(data)
+        asset = Asset.objects.filter(symbol=symbol).first()
+        if asset is None:
+            self.fail("unknown_asset")
+        return asset
+
+
+class OrderPlaceIn(serializers.Serializer):
+    market = MarketField()
+    side = serializers.ChoiceField(choices=["buy", "sell"])
+    type = serializers.ChoiceField(choices=["limit", "market"])
+    price = DecimalString(required=False, help_text="Limit orders: the limit price.")
+    amount = DecimalString(required=False, help_text="Base amount: limit orders and market sells.")
+    quote_amount = DecimalString(required=False, help_text="Market buys: the quote amount to spend.")
+    time_in_force = serializers.ChoiceField(choices=["GTC", "IOC", "FOK"], default="GTC")
+    post_only = serializers.BooleanField(default=False)
+    client_order_id = serializers.RegexField(CLIENT_ORDER_ID, required=False,
+                                             help_text="Your id for the order, unique per account.")
+    stp = serializers.ChoiceField(choices=["cancel_resting", "cancel_incoming", "cancel_both"], required=False,
+                                  help_text="Self-trade prevention (default cancel_resting).")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        errors: dict[str, list[serializers.ErrorDetail]] = {}
+
+        def err(field: str, code: str, message: str) -> None:
+            errors.setdefault(field, []).append(serializers.ErrorDetail(message, code=code))
+
+        market: Market = attrs["market"]
+        if attrs["type"] == "limit":
+            for field in ("price", "amount"):
+                if field not in attrs:
+                    err(field, "required", "Required for limit orders.")
+            if "quote_amount" in attrs:
+                err("quote_amount", "not_allowed", "Only for market buys.")
+            if attrs["post_only"] and attrs["time_in_force"] != "GTC":
+                err("post_only", "not_allowed", "Post-only orders are GTC.")
+        else:
+            if "price" in attrs:
+                err("price", "not_allowed", "Market orders have no price.")
+            if attrs["post_only"]:
+                err("post_only", "not_allowed", "Market orders cannot be post-only.")
+            if attrs["time_in_force"] != "GTC" and "time_in_force" in self.initial_data:
+                err("time_in_force", "not_allowed", "Market orders are always immediate-or-cancel.")
+            need, forbid = ("quote_amount", "amount") if attrs["side"] == "buy" else ("amount", "quote_amount")
+            if need not in attrs:
+                err(need, "required", f"Required for market {attrs['side']}s.")
+            if forbid in attrs:
+                err(forbid, "not_allowed", f"Not allowed for market {attrs['side']}s.")
+        limits = {"price": market.price_precision, "amount": market.amount_precision,
+                  "quote_amount": market.quote.decimals}
+        for field, places in limits.items():
+            if field in attrs and _decimals(attrs[field]) > places:
+                err(field, "invalid_precision", f"At most {places} decimals on {market.name}.")
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class OrderOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    market = serializers.CharField()
+    side = serializers.CharField()
+    type = serializers.CharField()
+    time_in_force = serializers.CharField()
+    post_only = serializers.BooleanField()
+    price = MoneyOut(allow_null=True)
+    amount = MoneyOut(allow_null=True)
+    quote_amount = MoneyOut(allow_null=True)
+    filled_amount = MoneyOut()
+    filled_quote = MoneyOut()
+    fee = MoneyOut()
+    fee_asset = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=OrderStatus.choices)
+    client_order_id = serializers.CharField(allow_null=True)
+    created_at = serializers.IntegerField(help_text="ms")
+    updated_at = serializers.IntegerField(help_text="ms")
+
+
+def _status(status: str, filled: Any) -> str:
+    if status == "open" and Decimal(str(filled or 0)) > 0:
+        return OrderStatus.PARTIALLY_FILLED.value
+    return status
+
+
+def order_from_engine(d: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": d["id"], "market": d["market"], "side": d["side"], "type": d["type"], "time_in_force": d["tif"],
+        "post_only": d["post_only"], "price": d["price"], "amount": d["amount"], "quote_amount": d["quote_amount"],
+        "filled_amount": d["filled_amount"], "filled_quote": d["filled_quote"], "fee": d["fee"],
+        "fee_asset": d["fee_asset"], "status": _status(d["status"], d["filled_amount"]),
+        "client_order_id": d["client_order_id"], "created_at": d["created_at"], "updated_at": d["updated_at"],
+    }
+
+
+def order_from_model(o: Order) -> dict[str, Any]:
+    return {
+        "id": o.id, "market": o.market.name, "side": o.side, "type": o.type, "time_in_force": o.time_in_force,
+        "post_only": o.post_only, "price": o.price, "amount": o.amount, "quote_amount": o.quote_amount,
+        "filled_amount": o.filled_amount, "filled_quote": o.filled_quote, "fee": o.fee,
+        "fee_asset": o.fee_asset.symbol if o.fee_asset_id else None,
+        "status": _status(o.status, o.filled_amount), "client_order_id": o.client_order_id,
+        "created_at": int(o.created_at.timestamp() * 1000), "updated_at": int(o.updated_at.timestamp() * 1000),
+    }
+
+
+class BalanceOut(serializers.Serializer):
+    asset = serializers.CharField()
+    available = MoneyOut()
+    frozen = MoneyOut()
+
+
+_TIME = {"min_value": 0, "max_value": 253402300799999, "required": False, "help_text": "ms since the epoch"}
+
+
+class OrderHistoryQuery(serializers.Serializer):
+    market = MarketField(required=False)
+    side = serializers.ChoiceField(choices=["buy", "sell"], required=False)
+    status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
+    start = serializers.IntegerField(**_TIME)
+    end = serializers.IntegerField(**_TIME)
+
+
+class MarketQuery(serializers.Serializer):
+    market = MarketField(required=False)
+
+
+class DealQuery(serializers.Serializer):
+    market = MarketField(required=False)
+    order_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
+    start = serializers.IntegerField(**_TIME)
+    end = serializers.IntegerField(**_TIME)
+
+
+class MyDealOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    market = serializers.CharField()
+    order_id = serializers.IntegerField()
+    side = serializers.CharField()
+    role = serializers.ChoiceField(choices=["maker", "taker"])
+    price = MoneyOut()
+    amount = MoneyOut()
+    quote_amount = MoneyOut()
+    fee = MoneyOut()
+    fee_asset = serializers.CharField()
+    time = serializers.IntegerField()
+
+
+class LedgerQuery(serializers.Serializer):
+    asset = AssetField(required=False, max_length=16)
+    business = serializers.CharField(required=False, max_length=32)
+    start = serializers.IntegerField(**_TIME)
+    end = serializers.IntegerField(**_TIME)
+
+
+class LedgerOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    asset = serializers.CharField(source="asset.symbol")
+    business = serializers.CharField()
+    business_id = serializers.CharField()
+    change = MoneyOut()
+    balance = MoneyOut()
+    detail = serializers.JSONField()
+    time = serializers.SerializerMethodField()
+
+    def get_time(self, obj: Any) -> int:
+        return int(obj.time.timestamp() * 1000)
+
+
+class CancelAllOut(serializers.Serializer):
+    cancelled = OrderOut(many=True)
