@@ -251,10 +251,58 @@ def start_kafka(data_dir: Path, port: int | None = None) -> Service:
     return Service("kafka", f"{HOST}:{port}", proc, log)
 
 
+# --------------------------------------------------------------------------- Ethereum (Anvil, from npm)
+
+#: The development chain's fixed mnemonic (Anvil's well-known default): its accounts are faucets
+#: for developers and tests, never the exchange's hot wallet.
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+ANVIL_CHAIN_ID = 31337
+REPO_DIR = Path(__file__).resolve().parent.parent
+
+
+def anvil_binary(repo_dir: Path = REPO_DIR) -> Path | None:
+    """Anvil's binary from ``npm install`` (the platform package @foundry-rs/anvil-<os>-<arch>), or None."""
+    for candidate in sorted((repo_dir / "node_modules" / "@foundry-rs").glob("anvil-*/bin/anvil")):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def node_missing_reason(repo_dir: Path = REPO_DIR) -> str | None:
+    """Why the local chain cannot start (no Node.js, or npm packages not installed), or None if it can."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return "Node.js/npm not found: the local Ethereum chain (Anvil) and the wallet tasks are skipped"
+    if anvil_binary(repo_dir) is None:
+        return "node_modules/@foundry-rs/anvil is not installed (run `npm ci`): the local chain is skipped"
+    return None
+
+
+def start_anvil(data_dir: Path, port: int | None = None, block_time: float | None = None,
+                persist: bool = False) -> Service:
+    """Anvil on 127.0.0.1 with the fixed development mnemonic; ``persist`` keeps the chain in data_dir."""
+    binary = anvil_binary()
+    if binary is None:
+        raise ServiceError(node_missing_reason() or "anvil not found")
+    port = port or free_port()
+    log = data_dir / "logs" / "anvil.log"
+    cmd = [str(binary), "--host", HOST, "--port", str(port), "--mnemonic", ANVIL_MNEMONIC,
+           "--chain-id", str(ANVIL_CHAIN_ID), "--accounts", "10"]
+    if block_time:
+        cmd += ["--block-time", str(block_time)]
+    if persist:
+        state = data_dir / "anvil" / "state.json"
+        state.parent.mkdir(parents=True, exist_ok=True)
+        cmd += ["--state", str(state), "--state-interval", "30"]
+    proc = _popen(cmd, log)
+    wait_for_port(port, proc, "anvil")
+    return Service("anvil", f"http://{HOST}:{port}", proc, log)
+
+
 # --------------------------------------------------------------------------- orchestration
 
-ENV_FOR = {"postgres": "DATABASE_URL", "redis": "REDIS_URL", "kafka": "KAFKA_BOOTSTRAP_SERVERS"}
-STARTERS = {"postgres": start_postgres, "redis": start_redis, "kafka": start_kafka}
+ENV_FOR = {"postgres": "DATABASE_URL", "redis": "REDIS_URL", "kafka": "KAFKA_BOOTSTRAP_SERVERS",
+           "anvil": "ETH_RPC_URL"}
+STARTERS = {"postgres": start_postgres, "redis": start_redis, "kafka": start_kafka, "anvil": start_anvil}
 
 
 @dataclass
@@ -263,6 +311,7 @@ class LocalServices:
 
     data_dir: Path
     started: list[Service] = field(default_factory=list)
+    anvil_options: dict[str, object] = field(default_factory=dict)  # start_anvil keywords (block_time, persist)
     env: dict[str, str] = field(default_factory=dict)
 
     def start_missing(self, environ: dict[str, str] | os._Environ[str] | None = None,
@@ -274,8 +323,12 @@ class LocalServices:
             if environ.get(var):
                 self.env[var] = environ[var]
                 continue
+            if name == "anvil" and (reason := node_missing_reason()):
+                log(reason)  # the one line; everything else runs without the chain
+                continue
+            options = self.anvil_options if name == "anvil" else {}
             try:
-                svc = STARTERS[name](self.data_dir, free_port(preferred_ports.get(name)))
+                svc = STARTERS[name](self.data_dir, free_port(preferred_ports.get(name)), **options)
             except Exception:
                 self.stop()
                 raise

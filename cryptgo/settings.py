@@ -180,6 +180,14 @@ SPECTACULAR_SETTINGS = {"TITLE": "CryptGO API", "VERSION": "1.0.0", "SERVE_INCLU
 # Wallets: the web tier holds only the account xpub; the mnemonic is read where Celery signs.
 HOT_WALLET_XPUB = env("HOT_WALLET_XPUB", "")
 HOT_WALLET_MNEMONIC = env("HOT_WALLET_MNEMONIC", "")
+ETH_RPC_TIMEOUT = envint("ETH_RPC_TIMEOUT", 10)
+ETH_POA = envbool("ETH_POA", False)  # inject ExtraDataToPOAMiddleware (PoA chains with long extraData)
+WALLET_NATIVE_ASSET = env("WALLET_NATIVE_ASSET", "ETH")  # the Asset symbol of the chain's own coin
+WALLET_TRACING = env("WALLET_TRACING", "auto")  # auto | debug | trace | off: how internal transfers are found
+WALLET_START_BLOCK = env("WALLET_START_BLOCK", "latest")  # first scan starts here: a number or "latest"
+WALLET_SCAN_BATCH = envint("WALLET_SCAN_BATCH", 100)  # blocks per scan run
+WALLET_REORG_DEPTH = envint("WALLET_REORG_DEPTH", 64)  # deepest reorg handled automatically
+WALLET_TOKEN_GAS_LIMIT = envint("WALLET_TOKEN_GAS_LIMIT", 100_000)  # ERC-20 transfer, and ether to a contract
 
 HEALTHZ_TIMEOUT_SECONDS = envint("HEALTHZ_TIMEOUT_SECONDS", 2)
 
