@@ -1,0 +1,1 @@
+"""The matcher service around the engine: gRPC server, batching loop, persister, outbox relay, state loading."""

@@ -1,0 +1,167 @@
+"""The outbox relay: committed events from PostgreSQL to Kafka, at least once, in order per key.
+
+It reads undelivered rows of ``trading_outbox`` (in event ``seq`` order) and
+``matcher_depthoutbox`` (in id order), produces them with an idempotent
+confluent-kafka producer (``acks=all``), waits for the delivery reports and
+marks exactly the delivered rows. A row whose delivery failed stays undelivered
+and is sent again in the next round; so a message can reach Kafka twice (after
+a timeout whose message did arrive) but never zero times, and consumers skip
+``seq`` values they have seen. When Kafka is down the rows simply wait: the
+matcher keeps trading, the backlog drains when the broker is back.
+
+Only one relay works at a time (a PostgreSQL advisory lock), so the relay
+inside ``run_matcher`` and a separate ``run_outbox_relay`` can both be started.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import psycopg
+from confluent_kafka import KafkaError, Producer
+
+log = logging.getLogger("matcher.relay")
+
+#: pg_advisory_lock key of the relay ("cgrelay" in ASCII).
+RELAY_LOCK = 0x6367_7265_6C61_79
+EVENT_QUERY = ("SELECT seq, topic, key, payload::text FROM trading_outbox WHERE delivered = false"
+               " ORDER BY seq LIMIT %s")
+DEPTH_QUERY = ("SELECT id, %s || 'depth', market, payload::text FROM matcher_depthoutbox WHERE delivered = false"
+               " ORDER BY id LIMIT %s")
+
+
+class OutboxRelay:
+    def __init__(self, dsn: str, bootstrap: str, topic_prefix: str, *, batch: int = 5000,
+                 message_timeout_ms: int = 10000, idle_wait: float = 0.2) -> None:
+        self.dsn = dsn
+        self.bootstrap = bootstrap
+        self.topic_prefix = topic_prefix
+        self.batch = batch
+        self.message_timeout_ms = message_timeout_ms
+        self.idle_wait = idle_wait
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.delivered = 0
+        self._producer: Producer | None = None
+        self._fatal = False
+
+    # ------------------------------------------------------------ kafka
+
+    def _make_producer(self) -> Producer:
+        def on_error(err: KafkaError) -> None:
+            if err.fatal():
+                self._fatal = True
+            log.warning("kafka: %s", err)
+
+        return Producer({
+            "bootstrap.servers": self.bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 2,
+            "message.timeout.ms": self.message_timeout_ms,
+            "queue.buffering.max.messages": max(100000, 2 * self.batch),
+            "error_cb": on_error,
+            "logger": logging.getLogger("matcher.relay.kafka"),
+        })
+
+    def _producer_ok(self) -> Producer:
+        if self._producer is None or self._fatal:
+            # a fatal idempotence error (e.g. a broker restarted empty) needs a new producer id
+            self._producer = self._make_producer()
+            self._fatal = False
+        return self._producer
+
+    def _send(self, rows: list[tuple[Any, str, str, str]]) -> tuple[list[Any], int]:
+        """Produce rows, wait for their reports; returns (delivered ids, failures)."""
+        producer = self._producer_ok()
+        ok: list[Any] = []
+        failed = [0]
+
+        def report(row_id: Any) -> Any:
+            def cb(err: KafkaError | None, _msg: Any) -> None:
+                if err is None:
+                    ok.append(row_id)
+                else:
+                    failed[0] += 1
+                    if err.fatal():
+                        self._fatal = True
+            return cb
+
+        for produced, (row_id, topic, key, payload) in enumerate(rows, 1):
+            while True:
+                try:
+                    producer.produce(topic, key=key.encode(), value=payload.encode(), on_delivery=report(row_id))
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+            if produced % 1000 == 0:
+                producer.poll(0)
+        # bounded: every message either is delivered or times out within message.timeout.ms
+        remaining = producer.flush(self.message_timeout_ms / 1000 + 5)
+        if remaining:
+            failed[0] += remaining
+            self._fatal = True  # start over with a fresh producer rather than wait on a stuck one
+        return ok, failed[0]
+
+    # ------------------------------------------------------------ loop
+
+    def run_once(self, conn: psycopg.Connection[Any]) -> tuple[int, int]:
+        """One round over both outboxes; returns (delivered, failed)."""
+        delivered = failed = 0
+        events = conn.execute(EVENT_QUERY, (self.batch,)).fetchall()
+        if events:
+            ok, bad = self._send(events)
+            if ok:
+                conn.execute("UPDATE trading_outbox SET delivered = true, delivered_at = now()"
+                             " WHERE seq = ANY(%s)", (ok,))
+            delivered += len(ok)
+            failed += bad
+        depth = conn.execute(DEPTH_QUERY, (self.topic_prefix, self.batch)).fetchall()
+        if depth:
+            ok, bad = self._send(depth)
+            if ok:
+                conn.execute("UPDATE matcher_depthoutbox SET delivered = true, delivered_at = now()"
+                             " WHERE id = ANY(%s)", (ok,))
+            delivered += len(ok)
+            failed += bad
+        self.delivered += delivered
+        return delivered, failed
+
+    def run(self) -> None:
+        """Deliver until ``stopping`` is set; reconnects to PostgreSQL and Kafka as needed."""
+        backoff = 0.5
+        while not self.stopping.is_set():
+            try:
+                with psycopg.connect(self.dsn, autocommit=True) as conn:
+                    self._hold_lock(conn)
+                    log.info("outbox relay delivering to %s", self.bootstrap)
+                    while not self.stopping.is_set():
+                        delivered, failed = self.run_once(conn)
+                        if failed:
+                            log.warning("kafka: %d messages not delivered; retrying in %.1fs", failed, backoff)
+                            self.stopping.wait(backoff)
+                            backoff = min(backoff * 2, 5.0)
+                            continue
+                        backoff = 0.5
+                        if delivered < self.batch:
+                            self.wake.wait(self.idle_wait)
+                            self.wake.clear()
+            except psycopg.OperationalError as exc:
+                log.warning("outbox relay: database error %s; reconnecting", exc)
+                self.stopping.wait(1.0)
+        if self._producer is not None:
+            self._producer.flush(2)
+
+    def _hold_lock(self, conn: psycopg.Connection[Any]) -> None:
+        while not self.stopping.is_set():
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (RELAY_LOCK,)).fetchone()
+            if row and row[0]:
+                return
+            self.stopping.wait(1.0)  # another relay is delivering; take over if it stops
+
+    def start_thread(self) -> threading.Thread:
+        t = threading.Thread(target=self.run, name="outbox-relay", daemon=True)
+        t.start()
+        return t
