@@ -57,6 +57,8 @@ def exchange_processes(env: dict[str, str]) -> list[Proc]:
     py = sys.executable
     web_port = env["WEB_PORT"]
     return [
+        # the matcher first: the web tier's writes go through it
+        Proc("matcher", [py, str(BASE_DIR / "manage.py"), "run_matcher"]),
         Proc("web", [py, "-m", "daphne", "-b", HOST, "-p", web_port, "cryptgo.asgi:application"]),
     ]
 
@@ -96,6 +98,8 @@ def run(var_dir: Path, web_port: int | None = None) -> int:
             env["SECRET_KEY"] = secret_key(var_dir)
         port = web_port or free_port(int(env.get("WEB_PORT") or 8000))
         env["WEB_PORT"] = str(port)
+        if not env.get("MATCHER_GRPC_ADDR"):
+            env["MATCHER_GRPC_ADDR"] = f"{HOST}:{free_port(50051)}"
         manage(env, "migrate", "--noinput", "-v", "0")
         manage(env, "collectstatic", "--noinput", "-v", "0")
         manage(env, "seed_demo")
