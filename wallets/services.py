@@ -142,8 +142,13 @@ def _ensure_cursor(client: ChainClient) -> ScanCursor:
     last = start - 1
     last_hash = client.block_hash(last) if last >= 0 else ""
     genesis = client.block_hash(0) or ""
-    cursor, _ = ScanCursor.objects.get_or_create(
-        chain=CHAIN, defaults={"block_number": last, "block_hash": last_hash or "", "genesis_hash": genesis})
+    with transaction.atomic():
+        cursor, created = ScanCursor.objects.get_or_create(
+            chain=CHAIN, defaults={"block_number": last, "block_hash": last_hash or "", "genesis_hash": genesis})
+        if created and last_hash:
+            # The starting block is the first common ancestor a reorg can rewind to.
+            ScannedBlock.objects.get_or_create(chain=CHAIN, number=last,
+                                               defaults={"hash": last_hash, "parent_hash": ""})
     return cursor
 
 
