@@ -107,8 +107,8 @@ def run(e: Engine, cmds: list[tuple[int, ...]]) -> tuple[float, int, int]:
         op = c[0]
         if op == 0:
             r = place_limit(c[1], MARKET, "buy" if c[2] else "sell", c[3], c[4], now)
-            if r.ok and is_open(r.value):
-                live.append((r.value, c[1]))
+            if r.ok:
+                live.append((r.value, c[1]))  # may be filled already: checked when picked
         elif op == 1:
             # cancel a random live order (lazily dropping those filled meanwhile)
             r = None

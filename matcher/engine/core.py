@@ -526,6 +526,12 @@ class Engine:
         stp = taker.stp
         tid = taker.id
         side = taker.side
+        # module globals as locals: each deal builds up to nine events
+        new = _new
+        push = events.append
+        BE = BalanceEvent
+        DE = DealEvent
+        OE = OrderEvent
         while True:
             key = opp.best
             if key == EMPTY:
@@ -572,42 +578,42 @@ class Engine:
                     tb[0] += base_units - t_fee
                     mb[1] -= base_units
                     mq[0] += quote_units - m_fee
-                    events.append(
-                        _new(
-                            DealEvent,
+                    push(
+                        new(
+                            DE,
                             (seq + 1, deal_id, m, price, take, quote_units, maker.id, tid,
                              muser, user, m_fee, t_fee, side, time),
                         )
                     )
-                    events.append(
-                        _new(BalanceEvent, (seq + 2, user, quote, TRADE, deal_id, -quote_units,
+                    push(
+                        new(BE, (seq + 2, user, quote, TRADE, deal_id, -quote_units,
                                             tq[0], tq[1], time, None))
                     )
-                    events.append(
-                        _new(BalanceEvent, (seq + 3, user, base, TRADE, deal_id, base_units - t_fee,
+                    push(
+                        new(BE, (seq + 3, user, base, TRADE, deal_id, base_units - t_fee,
                                             tb[0], tb[1], time, None))
                     )
-                    events.append(
-                        _new(BalanceEvent, (seq + 4, muser, base, TRADE, deal_id, -base_units,
+                    push(
+                        new(BE, (seq + 4, muser, base, TRADE, deal_id, -base_units,
                                             mb[0], mb[1], time, None))
                     )
-                    events.append(
-                        _new(BalanceEvent, (seq + 5, muser, quote, TRADE, deal_id, quote_units - m_fee,
+                    push(
+                        new(BE, (seq + 5, muser, quote, TRADE, deal_id, quote_units - m_fee,
                                             mq[0], mq[1], time, None))
                     )
                     seq += 5
                     if t_fee:
                         fb[0] += t_fee
                         seq += 1
-                        events.append(
-                            _new(BalanceEvent, (seq, FEE_USER, base, FEE, f"{deal_id}:taker", t_fee,
+                        push(
+                            new(BE, (seq, FEE_USER, base, FEE, f"{deal_id}:taker", t_fee,
                                                 fb[0], fb[1], time, None))
                         )
                     if m_fee:
                         fq[0] += m_fee
                         seq += 1
-                        events.append(
-                            _new(BalanceEvent, (seq, FEE_USER, quote, FEE, f"{deal_id}:maker", m_fee,
+                        push(
+                            new(BE, (seq, FEE_USER, quote, FEE, f"{deal_id}:maker", m_fee,
                                                 fq[0], fq[1], time, None))
                         )
                 else:
@@ -620,42 +626,42 @@ class Engine:
                     tq[0] += quote_units - t_fee
                     mq[1] -= quote_units
                     mb[0] += base_units - m_fee
-                    events.append(
-                        _new(
-                            DealEvent,
+                    push(
+                        new(
+                            DE,
                             (seq + 1, deal_id, m, price, take, quote_units, maker.id, tid,
                              muser, user, m_fee, t_fee, side, time),
                         )
                     )
-                    events.append(
-                        _new(BalanceEvent, (seq + 2, user, base, TRADE, deal_id, -base_units,
+                    push(
+                        new(BE, (seq + 2, user, base, TRADE, deal_id, -base_units,
                                             tb[0], tb[1], time, None))
                     )
-                    events.append(
-                        _new(BalanceEvent, (seq + 3, user, quote, TRADE, deal_id, quote_units - t_fee,
+                    push(
+                        new(BE, (seq + 3, user, quote, TRADE, deal_id, quote_units - t_fee,
                                             tq[0], tq[1], time, None))
                     )
-                    events.append(
-                        _new(BalanceEvent, (seq + 4, muser, quote, TRADE, deal_id, -quote_units,
+                    push(
+                        new(BE, (seq + 4, muser, quote, TRADE, deal_id, -quote_units,
                                             mq[0], mq[1], time, None))
                     )
-                    events.append(
-                        _new(BalanceEvent, (seq + 5, muser, base, TRADE, deal_id, base_units - m_fee,
+                    push(
+                        new(BE, (seq + 5, muser, base, TRADE, deal_id, base_units - m_fee,
                                             mb[0], mb[1], time, None))
                     )
                     seq += 5
                     if t_fee:
                         fq[0] += t_fee
                         seq += 1
-                        events.append(
-                            _new(BalanceEvent, (seq, FEE_USER, quote, FEE, f"{deal_id}:taker", t_fee,
+                        push(
+                            new(BE, (seq, FEE_USER, quote, FEE, f"{deal_id}:taker", t_fee,
                                                 fq[0], fq[1], time, None))
                         )
                     if m_fee:
                         fb[0] += m_fee
                         seq += 1
-                        events.append(
-                            _new(BalanceEvent, (seq, FEE_USER, base, FEE, f"{deal_id}:maker", m_fee,
+                        push(
+                            new(BE, (seq, FEE_USER, base, FEE, f"{deal_id}:maker", m_fee,
                                                 fb[0], fb[1], time, None))
                         )
                 taker.filled += take
@@ -672,12 +678,12 @@ class Engine:
                 if mfilled != maker.amount:
                     # the maker still has some: so the taker is done (a market buy's
                     # rest cannot pay for one more tick at this price)
-                    events.append(_new(OrderEvent, (seq, UPDATE, None, maker, mfilled, mfq, mfee, time)))
+                    push(new(OE, (seq, UPDATE, None, maker, mfilled, mfq, mfee, time)))
                     self.event_seq = seq
                     return FILLED if market_buy else None
                 opp.unlink(maker, level)
                 self._forget(maker)
-                events.append(_new(OrderEvent, (seq, DONE, FILLED, maker, mfilled, mfq, mfee, time)))
+                push(new(OE, (seq, DONE, FILLED, maker, mfilled, mfq, mfee, time)))
                 self.event_seq = seq
                 if rem == 0 and not market_buy:
                     return None
