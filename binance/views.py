@@ -58,20 +58,12 @@ def symbol_of(market: Market) -> str:
     return f"{market.base.symbol}{market.quote.symbol}"
 
 
-_symbols: tuple[float, dict[str, Market]] = (0.0, {})
-
-
 def market_for(symbol: str | None, required: bool = True) -> Market | None:
-    global _symbols
     if not symbol:
         if required:
             raise E.mandatory("symbol")
         return None
-    stamp, table = _symbols
-    if time.monotonic() - stamp > 2.0 or symbol not in table:
-        table = {symbol_of(m): m for m in market_selectors.markets()}
-        _symbols = (time.monotonic(), table)
-    market = table.get(symbol)
+    market = market_selectors.market_by_symbol(symbol)
     if market is None:
         raise E.BinanceError(E.INVALID_SYMBOL, "Invalid symbol.")
     return market

@@ -72,11 +72,22 @@ def market_get(name: str) -> Market | None:
 
 
 def market_by_symbol(symbol: str) -> Market | None:
-    """A market by its Binance symbol (ETHUSDT)."""
+    """A market by its Binance symbol (ETHUSDT), through the same short cache."""
+    hit = _market_cache.get("symbol:" + symbol)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < _MARKET_CACHE_SECONDS:
+        return hit[1]
+    found = None
     for m in markets():
         if m.base.symbol + m.quote.symbol == symbol:
-            return m
-    return None
+            found = m
+    _market_cache["symbol:" + symbol[:40]] = (now, found)
+    return found
+
+
+def forget_cache() -> None:
+    """Drop cached markets (tests that list markets on the fly)."""
+    _market_cache.clear()
 
 
 # ------------------------------------------------------------------ depth (matcher)

@@ -27,6 +27,16 @@ def _no_throttling(settings):
     settings.API_THROTTLE_IP_RATE = "off"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_market_cache():
+    """Markets are cached per process for a moment; every test creates its own rows."""
+    from markets.selectors import forget_cache
+
+    forget_cache()
+    yield
+    forget_cache()
+
+
 @pytest.fixture
 def api() -> APIClient:
     return APIClient()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from cryptgo.api.fields import DecimalString, MoneyOut
@@ -20,30 +21,38 @@ def _decimals(value: str) -> int:
     return len(value.partition(".")[2].rstrip("0"))
 
 
-class MarketField(serializers.CharField):
-    default_error_messages = {"unknown_market": "No such market."}
+@extend_schema_field({"type": "string", "maxLength": 33, "example": "ETH_USDT"})
+class MarketField(serializers.Field):
+    """A market name in, the ``Market`` out; an unknown one is a field error ``unknown_market``."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("max_length", 33)
-        super().__init__(**kwargs)
+    default_error_messages = {"unknown_market": "No such market.", "invalid": "Must be a market name."}
 
-    def to_internal_value(self, data: Any) -> Market:  # type: ignore[override]
-        name = super().to_internal_value(data)
-        market = market_selectors.market_get(name)
+    def to_internal_value(self, data: Any) -> Market:
+        if not isinstance(data, str) or not 0 < len(data) <= 33:
+            self.fail("invalid")
+        market = market_selectors.market_get(data)
         if market is None:
             self.fail("unknown_market")
         return market
 
+    def to_representation(self, value: Any) -> str:
+        return str(value)
 
-class AssetField(serializers.CharField):
-    default_error_messages = {"unknown_asset": "No such asset."}
 
-    def to_internal_value(self, data: Any) -> Asset:  # type: ignore[override]
-        symbol = super().to_internal_value(data)
-        asset = Asset.objects.filter(symbol=symbol).first()
+@extend_schema_field({"type": "string", "maxLength": 16, "example": "ETH"})
+class AssetField(serializers.Field):
+    default_error_messages = {"unknown_asset": "No such asset.", "invalid": "Must be an asset symbol."}
+
+    def to_internal_value(self, data: Any) -> Asset:
+        if not isinstance(data, str) or not 0 < len(data) <= 16:
+            self.fail("invalid")
+        asset = Asset.objects.filter(symbol=data).first()
         if asset is None:
             self.fail("unknown_asset")
         return asset
+
+    def to_representation(self, value: Any) -> str:
+        return str(value)
 
 
 class OrderPlaceIn(serializers.Serializer):
@@ -187,7 +196,7 @@ class MyDealOut(serializers.Serializer):
 
 
 class LedgerQuery(serializers.Serializer):
-    asset = AssetField(required=False, max_length=16)
+    asset = AssetField(required=False)
     business = serializers.CharField(required=False, max_length=32)
     start = serializers.IntegerField(**_TIME)
     end = serializers.IntegerField(**_TIME)
