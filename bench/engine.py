@@ -24,6 +24,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -68,10 +69,10 @@ def place_resting(e: Engine, n: int, rng: random.Random) -> int:
     return rss_bytes() - before
 
 
-def workload(n: int, rng: random.Random) -> list[tuple[int, ...]]:
-    """Pre-drawn commands: (0, user, is_buy, price, amount) limit, (1, pick) cancel,
-    (2, user, is_buy, amount) market."""
-    cmds: list[tuple[int, ...]] = []
+def workload(n: int, rng: random.Random) -> list[tuple[Any, ...]]:
+    """Pre-drawn commands: (0, user, side, price, amount) limit, (1, pick) cancel,
+    (2, user, side, amount) market."""
+    cmds: list[tuple[Any, ...]] = []
     mid = MID
     for _ in range(n):
         mid += rng.choice((-1, 0, 0, 1))
@@ -81,17 +82,17 @@ def workload(n: int, rng: random.Random) -> list[tuple[int, ...]]:
         if x < 0.6:
             off = rng.randint(-5, 50)  # negative offset crosses the spread
             price = mid - off if is_buy else mid + off
-            cmds.append((0, user, int(is_buy), price, rng.randint(10, 5000)))
+            cmds.append((0, user, "buy" if is_buy else "sell", price, rng.randint(10, 5000)))
         elif x < 0.9:
             cmds.append((1, rng.randint(0, 1 << 30)))
         elif is_buy:
-            cmds.append((2, user, 1, rng.randint(10, 5000) * mid * 100))  # quote units
+            cmds.append((2, user, "buy", rng.randint(10, 5000) * mid * 100))  # quote units
         else:
-            cmds.append((2, user, 0, rng.randint(10, 5000)))
+            cmds.append((2, user, "sell", rng.randint(10, 5000)))
     return cmds
 
 
-def run(e: Engine, cmds: list[tuple[int, ...]]) -> tuple[float, int, int]:
+def run(e: Engine, cmds: list[tuple[Any, ...]]) -> tuple[float, float, int, int]:
     live: list[tuple[int, int]] = []
     first_deal = e.next_deal_id
     rejected = 0
@@ -100,13 +101,14 @@ def run(e: Engine, cmds: list[tuple[int, ...]]) -> tuple[float, int, int]:
     cancel = e.cancel_int
     is_open = e.is_open
     t0 = time.perf_counter()
+    c0 = time.process_time()
     now = 1_700_000_000_000
     for i, c in enumerate(cmds):
         if not i & 127:
             now += 1
         op = c[0]
         if op == 0:
-            r = place_limit(c[1], MARKET, "buy" if c[2] else "sell", c[3], c[4], now)
+            r = place_limit(c[1], MARKET, c[2], c[3], c[4], now)
             if r.ok:
                 live.append((r.value, c[1]))  # may be filled already: checked when picked
         elif op == 1:
@@ -123,10 +125,10 @@ def run(e: Engine, cmds: list[tuple[int, ...]]) -> tuple[float, int, int]:
             if r is None:
                 continue
         else:
-            r = place_market(c[1], MARKET, "buy" if c[2] else "sell", c[3], now)
+            r = place_market(c[1], MARKET, c[2], c[3], now)
         if not r.ok:
             rejected += 1
-    return time.perf_counter() - t0, e.next_deal_id - first_deal, rejected
+    return time.perf_counter() - t0, time.process_time() - c0, e.next_deal_id - first_deal, rejected
 
 
 def main() -> None:
@@ -147,16 +149,20 @@ def main() -> None:
 
         prof = cProfile.Profile()
         prof.enable()
-        elapsed, deals, rejected = run(e, cmds)
+        elapsed, cpu, deals, rejected = run(e, cmds)
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
     else:
-        elapsed, deals, rejected = run(e, cmds)
+        elapsed, cpu, deals, rejected = run(e, cmds)
     print(f"commands_per_sec={len(cmds) / elapsed:.0f}")
     print(f"deals_per_sec={deals / elapsed:.0f}")
     if args.resting:
         print(f"bytes_per_resting_order={grown / args.resting:.0f}")
-    print(f"# commands={len(cmds)} deals={deals} rejected={rejected} seconds={elapsed:.3f}", file=sys.stderr)
+    print(
+        f"# commands={len(cmds)} deals={deals} rejected={rejected} seconds={elapsed:.3f} cpu_seconds={cpu:.3f}"
+        f" (commands per cpu second {len(cmds) / cpu:.0f})",
+        file=sys.stderr,
+    )
     totals = e.balance_totals()
     assert totals == {"ETH": USERS * 10**30, "USDT": USERS * 10**21}, totals
 

@@ -711,21 +711,28 @@ class Engine:
             side = m.asks
             asset = m.base
             amount = open_amount * m.base_mul
-        level: Level = side.level_of(order)
+        level: Level = side.levels[order.price if side.is_ask else -order.price]
         level.total -= open_amount
         side.unlink(order, level)
-        self._forget(order)
+        # inlined _forget(): cancels are a third of the traffic
+        user = order.user
+        oid = order.id
+        del self._orders[oid]
+        uo = self._user_orders[user]
+        del uo[oid]
+        if not uo:
+            del self._user_orders[user]
+        if order.client_order_id is not None:
+            del self._coid_open[(user, order.client_order_id)]
         order.updated_at = time
-        acct = self._bal[order.user][asset.name]
+        acct = self._bal[user][asset.name]
         acct[0] += amount
         acct[1] -= amount
         seq = self.event_seq
         events.append(
             _new(OrderEvent, (seq + 1, DONE, reason, order, order.filled, order.filled_quote, order.fee, time))
         )
-        events.append(
-            _new(BalanceEvent, (seq + 2, order.user, asset, UNFREEZE, order.id, 0, acct[0], acct[1], time, None))
-        )
+        events.append(_new(BalanceEvent, (seq + 2, user, asset, UNFREEZE, oid, 0, acct[0], acct[1], time, None)))
         self.event_seq = seq + 2
 
     # ------------------------------------------------------------ cancelling
