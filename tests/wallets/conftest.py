@@ -174,3 +174,31 @@ def evm_any(request: Any) -> Evm:
 
 def new_account() -> Any:
     return Account.create()
+
+
+@pytest.fixture
+def wallet_matcher(matcher_factory: Any, eth_asset: Any, cgt_asset: Any, alice: Any, bob: Any, settings: Any) -> Any:
+    """A real matcher (run_matcher) on the test database with ETH and CGT listed and users alice and bob.
+
+    Needs ``transactional_db`` (matcher_factory asks for it): the matcher process reads committed rows.
+    """
+    from matcher.client import reset_client
+
+    mp = matcher_factory()
+    settings.MATCHER_GRPC_ADDR = mp.addr
+    reset_client()
+    yield mp
+    reset_client()
+
+
+def balance(mp: Any, user: Any, asset: str) -> tuple[Decimal, Decimal]:
+    """(available, frozen) of ``user`` in ``asset`` as the matcher holds them."""
+    b = mp.client.balances(user.pk).get(asset, {"available": "0", "frozen": "0"})
+    return Decimal(b["available"]), Decimal(b["frozen"])
+
+
+def ledger(user: Any, asset: str) -> list[tuple[str, str, Decimal]]:
+    from trading.models import BalanceHistory
+
+    return [(r.business, r.business_id, r.change) for r in
+            BalanceHistory.objects.filter(user=user, asset__symbol=asset).order_by("id")]
