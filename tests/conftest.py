@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 
 from tests.factories import AssetFactory, MarketFactory, UserFactory
+from tests.matcher.fixtures import matcher, matcher_factory  # noqa: F401 - a real run_matcher for any test
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ PostgreSQL: no float and no ``Decimal`` arithmetic on the way.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,7 +33,12 @@ _STATUS = {FILLED: "filled", CANCELLED: "cancelled", EXPIRED: "expired", SELF_TR
 
 
 def dumps(obj: Any) -> str:
-    return orjson.dumps(obj).decode()
+    """Fast JSON (orjson) for the hot path; ``json`` when orjson refuses (integers beyond 64 bits,
+    as in the engine's snapshots and configuration, which hold amounts in minimal units)."""
+    try:
+        return orjson.dumps(obj).decode()
+    except TypeError:
+        return json.dumps(obj)
 
 
 @dataclass
@@ -210,7 +216,7 @@ class Persister:
             if b.snapshot is not None:
                 cur.execute("INSERT INTO matcher_snapshot (op_seq, event_seq, created_at, state)"
                             " VALUES (%s, %s, %s, %s::jsonb) RETURNING id",
-                            (b.op_seq, b.event_seq, now, dumps(b.snapshot)))
+                            (b.op_seq, b.event_seq, now, json.dumps(b.snapshot)))
                 row = cur.fetchone()
                 assert row is not None
                 b.snapshot_id = row[0]

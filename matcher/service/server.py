@@ -23,7 +23,6 @@ import time
 from typing import Any
 
 import grpc
-import orjson
 import psycopg
 
 from matcher.engine import Result
@@ -237,8 +236,9 @@ class MatcherService(pb_grpc.MatcherServicer):
                     raise Refuse(R.INVALID_ARGUMENT)
                 try:
                     detail = json.loads(request.detail_json)
-                    orjson.dumps(detail)  # refuses lone surrogates PostgreSQL would refuse at commit
-                except (ValueError, TypeError, orjson.JSONEncodeError):
+                    # lone surrogates ("\ud800") parse but PostgreSQL would refuse them at commit
+                    json.dumps(detail, ensure_ascii=False).encode()
+                except (ValueError, TypeError, RecursionError):
                     raise Refuse(R.INVALID_ARGUMENT) from None
                 if not isinstance(detail, dict):
                     raise Refuse(R.INVALID_ARGUMENT)
@@ -343,7 +343,8 @@ class MatcherService(pb_grpc.MatcherServicer):
         return pb.SnapshotReply(id=v["id"], op_seq=v["op_seq"])
 
     async def DumpState(self, request: pb.Empty, context: Any) -> pb.StateReply:
-        return pb.StateReply(json=orjson.dumps(self.engine.snapshot()).decode())
+        # stdlib json: balances in minimal units exceed the 64-bit integers orjson handles
+        return pb.StateReply(json=json.dumps(self.engine.snapshot()))
 
 
 MARKET_ROW_QUERY = (
