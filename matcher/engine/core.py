@@ -361,43 +361,79 @@ class Engine:
         order = Order(oid, user, m, side, LIMIT, tif, post_only, stp, price, amount, 0, client_order_id, time)
         if client_order_id is not None:
             self._coid_used.setdefault(user, set()).add(client_order_id)
-        seq = self.event_seq = self.event_seq + 1
-        events: list[Event] = [_new(OrderEvent, (seq, NEW, None, order, 0, 0, 0, time))]
-        ended = self._match(order, m, is_buy, events, time) if crosses else None
-        filled = order.filled
-        if ended is None and filled < amount and tif == GTC:
-            # rest the open part and freeze its funds (inlined: the hot path)
-            open_amount = amount - filled
-            if is_buy:
-                m.bids.append(order, open_amount)
-                asset = m.quote
-                frozen = price * open_amount * m.quote_mul
-            else:
-                m.asks.append(order, open_amount)
-                asset = m.base
-                frozen = open_amount * m.base_mul
-            acct = self._bal[user][asset.name]
-            acct[0] -= frozen
-            acct[1] += frozen
-            self._orders[oid] = order
-            uo = self._user_orders.get(user)
-            if uo is None:
-                uo = self._user_orders[user] = {}
-            uo[oid] = order
-            if client_order_id is not None:
-                self._coid_open[(user, client_order_id)] = order
-            seq = self.event_seq = self.event_seq + 1
-            events.append(_new(BalanceEvent, (seq, user, asset, FREEZE, oid, 0, acct[0], acct[1], time, None)))
-            if filled:
+        seq = self.event_seq + 1
+        new_event: OrderEvent = _new(OrderEvent, (seq, NEW, None, order, 0, 0, 0, time))
+        if crosses:
+            self.event_seq = seq
+            events: list[Event] = [new_event]
+            ended = self._match(order, m, is_buy, events, time)
+            filled = order.filled
+            if ended is None and filled < amount and tif == GTC:
+                self._rest(order, is_buy, acct, events, time)
                 seq = self.event_seq = self.event_seq + 1
                 events.append(
                     _new(OrderEvent, (seq, UPDATE, None, order, filled, order.filled_quote, order.fee, time))
                 )
+            else:
+                reason = ended or (FILLED if filled == amount else EXPIRED)
+                seq = self.event_seq = self.event_seq + 1
+                events.append(
+                    _new(OrderEvent, (seq, DONE, reason, order, filled, order.filled_quote, order.fee, time))
+                )
+            return Result(True, None, oid, events)
+        if tif != GTC:  # an IOC with nothing to trade against (FOK was refused above)
+            self.event_seq = seq + 1
+            done: OrderEvent = _new(OrderEvent, (seq + 1, DONE, EXPIRED, order, 0, 0, 0, time))
+            return Result(True, None, oid, [new_event, done])
+        # the common case: rest the whole order (inlined _rest)
+        if is_buy:
+            m.bids.append(order, amount)
+            frozen = notional
+            asset = m.quote
         else:
-            reason = ended or (FILLED if filled == amount else EXPIRED)
-            seq = self.event_seq = self.event_seq + 1
-            events.append(_new(OrderEvent, (seq, DONE, reason, order, filled, order.filled_quote, order.fee, time)))
-        return Result(True, None, oid, events)
+            m.asks.append(order, amount)
+            frozen = amount * m.base_mul
+            asset = m.base
+        acct[0] -= frozen
+        acct[1] += frozen
+        self._orders[oid] = order
+        uo = self._user_orders.get(user)
+        if uo is None:
+            uo = self._user_orders[user] = {}
+        uo[oid] = order
+        if client_order_id is not None:
+            self._coid_open[(user, client_order_id)] = order
+        self.event_seq = seq + 1
+        freeze: BalanceEvent = _new(
+            BalanceEvent, (seq + 1, user, asset, FREEZE, oid, 0, acct[0], acct[1], time, None)
+        )
+        return Result(True, None, oid, [new_event, freeze])
+
+    def _rest(self, order: Order, is_buy: bool, acct: list[int], events: list[Event], time: int) -> None:
+        """Put the open part of a limit order on the book and freeze its funds from ``acct``."""
+        m = order.market
+        user = order.user
+        oid = order.id
+        open_amount = order.amount - order.filled
+        if is_buy:
+            m.bids.append(order, open_amount)
+            asset = m.quote
+            frozen = order.price * open_amount * m.quote_mul
+        else:
+            m.asks.append(order, open_amount)
+            asset = m.base
+            frozen = open_amount * m.base_mul
+        acct[0] -= frozen
+        acct[1] += frozen
+        self._orders[oid] = order
+        uo = self._user_orders.get(user)
+        if uo is None:
+            uo = self._user_orders[user] = {}
+        uo[oid] = order
+        if order.client_order_id is not None:
+            self._coid_open[(user, order.client_order_id)] = order
+        seq = self.event_seq = self.event_seq + 1
+        events.append(_new(BalanceEvent, (seq, user, asset, FREEZE, oid, 0, acct[0], acct[1], time, None)))
 
     def place_market_int(
         self,
