@@ -97,6 +97,16 @@ def api_key_for() -> Callable[..., SignedClient]:
     return make
 
 
+@pytest.fixture
+def live_api(matcher, tmp_path):
+    """uvicorn serving the API against this test's database and matcher (see tests/api/live.py)."""
+    from tests.api.live import LiveApi
+
+    server = LiveApi(tmp_path, matcher.addr).start()
+    yield server
+    server.stop()
+
+
 def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, (response.status_code, response.content[:500])
     body = response.json()
