@@ -195,6 +195,21 @@ WALLET_TOKEN_GAS_LIMIT = envint("WALLET_TOKEN_GAS_LIMIT", 100_000)  # ERC-20 tra
 
 HEALTHZ_TIMEOUT_SECONDS = envint("HEALTHZ_TIMEOUT_SECONDS", 2)
 
+# Market data and the websocket feed (docs/websocket.md). Kafka consumer groups wait up to the
+# session timeout for their first rebalance: short by default (development); raise it in production.
+KAFKA_SESSION_TIMEOUT_MS = envint("KAFKA_SESSION_TIMEOUT_MS", 6000)
+MARKETDATA_KAFKA_GROUP = env("MARKETDATA_KAFKA_GROUP", "cryptgo-marketdata")
+MARKETDATA_KLINE_KEEP = envint("MARKETDATA_KLINE_KEEP", 10080)  # candles kept per market and interval
+MARKETDATA_TICKER_REFRESH_SECONDS = envint("MARKETDATA_TICKER_REFRESH_SECONDS", 5)  # 24h window slides
+MARKETDATA_RESYNC_LEVELS = envint("MARKETDATA_RESYNC_LEVELS", 100000)  # book levels fetched after a gap
+STREAM_RELAY_KAFKA_GROUP = env("STREAM_RELAY_KAFKA_GROUP", "cryptgo-stream-relay")
+WS_MAX_SUBSCRIPTIONS = envint("WS_MAX_SUBSCRIPTIONS", 100)  # per connection
+WS_MAX_MESSAGE_BYTES = envint("WS_MAX_MESSAGE_BYTES", 4096)  # a larger request gets an error reply
+WS_SEND_QUEUE = envint("WS_SEND_QUEUE", 1000)  # pushes waiting for a slow client before it is cut off
+WS_IDLE_SECONDS = envint("WS_IDLE_SECONDS", 120)  # closed when the client sends nothing (not even server.ping)
+WS_RATE_PER_SECOND = envint("WS_RATE_PER_SECOND", 20)  # requests per second per connection (burst: 2x)
+WS_MAX_ERRORS = envint("WS_MAX_ERRORS", 20)  # error replies (decaying 1/s) before the connection is closed
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -55,7 +55,7 @@ def fmt(value: Decimal) -> str:
     return format(value, "f")
 
 
-def dec(text: str | int) -> Decimal:
+def dec(text: object) -> Decimal:
     """Parse an engine amount; refuses NaN, infinities and floats (money is never a float)."""
     if isinstance(text, bool) or not isinstance(text, str | int):
         raise ValueError(f"expected a decimal string, got {type(text).__name__}")
@@ -257,20 +257,32 @@ class Book:
     bids: SortedDict = field(default_factory=lambda: SortedDict(lambda p: -p))
 
     def apply(self, asks: Sequence[Sequence[str]], bids: Sequence[Sequence[str]]) -> None:
-        """Apply one contract-(C) depth diff: set each listed level's total, "0" removes it."""
-        for side, changes in ((self.asks, asks), (self.bids, bids)):
-            for price_text, amount_text in changes:
-                price, amount = dec(price_text), dec(amount_text)
-                if price <= 0 or amount < 0:
-                    raise ValueError(f"bad depth level {price_text!r} {amount_text!r}")
-                if amount == 0:
-                    side.pop(price, None)
-                else:
-                    side[price] = amount
+        """Apply one contract-(C) depth diff: set each listed level's total, "0" removes it.
+
+        All levels are parsed before any is applied: a malformed diff raises
+        ``ValueError`` and leaves the book as it was.
+        """
+        parsed = [(side, parse_level(level)) for side, changes in ((self.asks, asks), (self.bids, bids))
+                  for level in changes]
+        for side, (price, amount) in parsed:
+            if amount == 0:
+                side.pop(price, None)
+            else:
+                side[price] = amount
 
     def view(self, interval: str, limit: int = DEPTH_MAX_LIMIT) -> dict[str, list[Level]]:
         return {"asks": merged(self.asks.items(), Decimal(interval), True, limit, self.price_prec),
                 "bids": merged(self.bids.items(), Decimal(interval), False, limit, self.price_prec)}
+
+
+def parse_level(level: object) -> Level:
+    """A ``[price, amount]`` pair of decimal strings: price positive, amount not negative."""
+    if not isinstance(level, list | tuple) or len(level) != 2:
+        raise ValueError(f"a depth level is [price, amount], got {level!r}")
+    price, amount = dec(level[0]), dec(level[1])
+    if price <= 0 or amount < 0:
+        raise ValueError(f"bad depth level {level!r}")
+    return price, amount
 
 
 def merged(levels: Iterable[tuple[Decimal, Decimal]], interval: Decimal, up: bool, limit: int,
@@ -309,7 +321,7 @@ def levels_out(levels: Sequence[Level]) -> list[list[str]]:
 
 
 def levels_in(levels: Iterable[Sequence[str]]) -> list[Level]:
-    return [(dec(p), dec(a)) for p, a in levels]
+    return [parse_level(level) for level in levels]
 
 
 def apply_view_diff(view: dict[Decimal, Decimal], diff: Iterable[Sequence[str]]) -> None:

@@ -61,6 +61,7 @@ class MarketSpec:
     name: str
     price_prec: int
     amount_prec: int
+    quote_prec: int
 
     @property
     def merge_intervals(self) -> list[str]:
@@ -113,10 +114,11 @@ def market_spec(market: object) -> MarketSpec:
         return cached[1]
     from markets.models import Market
 
-    row = Market.objects.filter(name=market).values_list("price_precision", "amount_precision").first()
+    row = (Market.objects.filter(name=market)
+           .values_list("price_precision", "amount_precision", "quote__decimals").first())
     if row is None:
         raise MarketDataError("unknown_market", f"unknown market {market!r}")
-    spec = MarketSpec(market, row[0], row[1])
+    spec = MarketSpec(market, *row)
     with _specs_lock:
         _specs[market] = (now + SPEC_TTL_SECONDS, spec)
     return spec
@@ -126,8 +128,8 @@ def market_specs() -> dict[str, MarketSpec]:
     """Every listed market (not cached: callers are the consumer's periodic refresh and ``tickers()``)."""
     from markets.models import Market
 
-    return {name: MarketSpec(name, pp, ap)
-            for name, pp, ap in Market.objects.values_list("name", "price_precision", "amount_precision")}
+    rows = Market.objects.values_list("name", "price_precision", "amount_precision", "quote__decimals")
+    return {row[0]: MarketSpec(*row) for row in rows}
 
 
 def forget_specs() -> None:
