@@ -63,6 +63,9 @@ class Asset:
 
 
 class Order:
+    prev: Order | None
+    next: Order | None
+
     __slots__ = (
         "id",
         "user",
@@ -118,8 +121,7 @@ class Order:
         self.client_order_id = client_order_id
         self.created_at = time
         self.updated_at = time
-        self.prev: Order | None = None
-        self.next: Order | None = None
+        # prev/next are set by BookSide.append when (and only if) the order rests
 
 
 class Level:
