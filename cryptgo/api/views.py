@@ -90,6 +90,17 @@ CURSOR_PARAMS = [
 ]
 
 
+def page_schema(item: type[serializers.Serializer], name: str) -> serializers.Serializer:
+    """The OpenAPI shape of one cursor page of ``item``."""
+    from drf_spectacular.utils import inline_serializer
+
+    return inline_serializer(name=name, fields={
+        "next": serializers.URLField(allow_null=True, help_text="The next (older) page, or null."),
+        "previous": serializers.URLField(allow_null=True, help_text="The previous (newer) page, or null."),
+        "results": item(many=True),
+    })
+
+
 def paginate(view: APIView, request: Request, queryset: Any, render: Any) -> Response:
     paginator = IdCursorPagination()
     page = paginator.paginate_queryset(queryset, request, view)

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from cryptgo.api.errors import NotFound
 from cryptgo.api.schema import errors
-from cryptgo.api.views import CURSOR_PARAMS, PrivateApi, body, db_id, paginate, query
+from cryptgo.api.views import CURSOR_PARAMS, PrivateApi, body, db_id, page_schema, paginate, query
 from trading import selectors, services
 from trading.api import serializers as s
 from trading.models import Order
@@ -45,7 +45,7 @@ class BalancesApi(PrivateApi):
 
 class OrdersApi(PrivateApi):
     @extend_schema(tags=["trading"], parameters=[s.OrderHistoryQuery, *CURSOR_PARAMS],
-                   responses={200: s.OrderOut(many=True), **errors(*PRIVATE_READ)},
+                   responses={200: page_schema(s.OrderOut, "OrderPage"), **errors(*PRIVATE_READ)},
                    summary="Order history, newest first, with filters and cursor pagination")
     def get(self, request: Request) -> Response:
         q = query(s.OrderHistoryQuery, request)
@@ -110,7 +110,7 @@ class OrderByClientIdApi(PrivateApi):
 
 class MyDealsApi(PrivateApi):
     @extend_schema(tags=["trading"], parameters=[s.DealQuery, *CURSOR_PARAMS],
-                   responses={200: s.MyDealOut(many=True), **errors(*PRIVATE_READ)},
+                   responses={200: page_schema(s.MyDealOut, "MyDealPage"), **errors(*PRIVATE_READ)},
                    summary="Your deals (fills), newest first")
     def get(self, request: Request) -> Response:
         q = query(s.DealQuery, request)
@@ -122,7 +122,7 @@ class MyDealsApi(PrivateApi):
 
 class LedgerApi(PrivateApi):
     @extend_schema(tags=["trading"], parameters=[s.LedgerQuery, *CURSOR_PARAMS],
-                   responses={200: s.LedgerOut(many=True), **errors(*PRIVATE_READ)},
+                   responses={200: page_schema(s.LedgerOut, "LedgerPage"), **errors(*PRIVATE_READ)},
                    summary="Balance history: every change of your balances, newest first")
     def get(self, request: Request) -> Response:
         q = query(s.LedgerQuery, request)
