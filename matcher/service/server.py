@@ -444,6 +444,7 @@ async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, ba
             code = EXIT_COMMIT_FAILED
     for task in (stopper, failed):
         task.cancel()
+    log.info("batches done; stopping the outbox relay")
     if relay is not None:
         relay.stopping.set()
         relay.wake.set()
