@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,28 @@ def ensure_venv() -> None:
             args += ["-r", str(req)]
         subprocess.run(args, check=True, cwd=ROOT)
         stamp.write_text(digest)
+
+
+def ensure_node_packages() -> None:
+    """``npm ci`` the local chain (Anvil, pinned in package.json) when Node.js exists and the lock changed.
+
+    Without Node.js everything but the chain and the wallet tasks still runs: say so in one line.
+    """
+    npm = shutil.which("npm")
+    if shutil.which("node") is None or npm is None:
+        print("Node.js not found: the local Ethereum chain (Anvil) and the wallet tasks will be skipped", flush=True)
+        return
+    lock = ROOT / "package-lock.json"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    stamp = ROOT / "node_modules" / ".package-lock.sha256"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    print("installing the local chain's npm packages (npm ci)", flush=True)
+    # --omit=dev: solc is only needed to recompile contracts/ (npm ci && npm run compile).
+    result = subprocess.run([npm, "ci", "--omit=dev", "--no-audit", "--no-fund"], cwd=ROOT)
+    if result.returncode != 0:
+        sys.exit(f"npm ci failed with exit code {result.returncode}")
+    stamp.write_text(digest)
 
 
 def run_checked(*cmd: str, env: dict[str, str] | None = None) -> None:
@@ -78,6 +101,7 @@ def main() -> int:
         return 2
     if sys.argv[1] != "_with_services":
         ensure_venv()
+        ensure_node_packages()
     return commands[sys.argv[1]](sys.argv[2:])
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from cryptgo.devservices import HOST, LocalServices, free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-PREFERRED_PORTS = {"postgres": 54329, "redis": 63799, "kafka": 19092}
+PREFERRED_PORTS = {"postgres": 54329, "redis": 63799, "kafka": 19092, "anvil": 8545}
 
 
 @dataclass
@@ -60,6 +60,18 @@ def exchange_processes(env: dict[str, str]) -> list[Proc]:
         # the matcher first: the web tier's writes go through it
         Proc("matcher", [py, str(BASE_DIR / "manage.py"), "run_matcher"]),
         Proc("web", [py, "-m", "daphne", "-b", HOST, "-p", web_port, "cryptgo.asgi:application"]),
+    ] + wallet_processes(env)
+
+
+def wallet_processes(env: dict[str, str]) -> list[Proc]:
+    """Celery worker and beat for the wallets, only when there is a chain to talk to."""
+    if not env.get("ETH_RPC_URL"):
+        return []
+    celery = [sys.executable, "-m", "celery", "-A", "cryptgo"]
+    return [
+        Proc("celery-worker", [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"]),
+        Proc("celery-beat", [*celery, "beat", "--loglevel", "INFO",
+                             "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"]),
     ]
 
 
@@ -87,7 +99,8 @@ def _raise_stop(signum, frame):
 
 def run(var_dir: Path, web_port: int | None = None) -> int:
     var_dir = var_dir.resolve()
-    services = LocalServices(var_dir)
+    # Anvil mines a block every 2 s so confirmations advance, and keeps its chain under var/anvil/.
+    services = LocalServices(var_dir, anvil_options={"block_time": 2, "persist": True})
     procs: list[Proc] = []
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
@@ -103,6 +116,11 @@ def run(var_dir: Path, web_port: int | None = None) -> int:
         manage(env, "migrate", "--noinput", "-v", "0")
         manage(env, "collectstatic", "--noinput", "-v", "0")
         manage(env, "seed_demo")
+        if env.get("ETH_RPC_URL"):
+            from wallets.devchain import wallet_env
+
+            env.update(wallet_env(var_dir, env))
+            manage(env, "dev_chain")
         procs = exchange_processes(env)
         for proc in procs:
             proc.start(env, var_dir / "logs")
