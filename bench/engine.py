@@ -70,11 +70,12 @@ def place_resting(e: Engine, n: int, rng: random.Random) -> int:
 
 
 def workload(n: int, rng: random.Random) -> list[tuple[Any, ...]]:
-    """Pre-drawn commands: (0, user, side, price, amount) limit, (1, pick) cancel,
-    (2, user, side, amount) market."""
+    """Pre-drawn commands: (0, user, side, price, amount, time) limit, (1, pick, time) cancel,
+    (2, user, side, amount, time) market; time advances 1 ms every 128 commands."""
     cmds: list[tuple[Any, ...]] = []
     mid = MID
-    for _ in range(n):
+    for i in range(n):
+        now = 1_700_000_000_000 + (i >> 7)
         mid += rng.choice((-1, 0, 0, 1))
         x = rng.random()
         user = rng.randint(1, USERS)
@@ -82,13 +83,14 @@ def workload(n: int, rng: random.Random) -> list[tuple[Any, ...]]:
         if x < 0.6:
             off = rng.randint(-5, 50)  # negative offset crosses the spread
             price = mid - off if is_buy else mid + off
-            cmds.append((0, user, "buy" if is_buy else "sell", price, rng.randint(10, 5000)))
+            cmds.append((0, user, "buy" if is_buy else "sell", price, rng.randint(10, 5000), now))
         elif x < 0.9:
-            cmds.append((1, rng.randint(0, 1 << 30)))
+            cmds.append((1, rng.randint(0, 1 << 30), now))
         elif is_buy:
-            cmds.append((2, user, "buy", rng.randint(10, 5000) * mid * 100))  # quote units
+            # quote units: amount ticks * price ticks * quote_mul (1 on this market)
+            cmds.append((2, user, "buy", rng.randint(10, 5000) * mid, now))
         else:
-            cmds.append((2, user, "sell", rng.randint(10, 5000)))
+            cmds.append((2, user, "sell", rng.randint(10, 5000), now))
     return cmds
 
 
@@ -102,13 +104,10 @@ def run(e: Engine, cmds: list[tuple[Any, ...]]) -> tuple[float, float, int, int]
     is_open = e.is_open
     t0 = time.perf_counter()
     c0 = time.process_time()
-    now = 1_700_000_000_000
-    for i, c in enumerate(cmds):
-        if not i & 127:
-            now += 1
+    for c in cmds:
         op = c[0]
         if op == 0:
-            r = place_limit(c[1], MARKET, c[2], c[3], c[4], now)
+            r = place_limit(c[1], MARKET, c[2], c[3], c[4], c[5])
             if r.ok:
                 live.append((r.value, c[1]))  # may be filled already: checked when picked
         elif op == 1:
@@ -120,12 +119,12 @@ def run(e: Engine, cmds: list[tuple[Any, ...]]) -> tuple[float, float, int, int]
                 live[j] = live[-1]
                 live.pop()
                 if is_open(oid):
-                    r = cancel(user, MARKET, oid, now)
+                    r = cancel(user, MARKET, oid, c[2])
                     break
             if r is None:
                 continue
         else:
-            r = place_market(c[1], MARKET, c[2], c[3], now)
+            r = place_market(c[1], MARKET, c[2], c[3], c[4])
         if not r.ok:
             rejected += 1
     return time.perf_counter() - t0, time.process_time() - c0, e.next_deal_id - first_deal, rejected

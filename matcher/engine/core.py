@@ -565,6 +565,8 @@ class Engine:
         # module globals as locals: each deal builds up to nine events
         new = _new
         push = events.append
+        extend = events.extend
+        maker_fee = m.maker_fee
         BE = BalanceEvent
         DE = DealEvent
         OE = OrderEvent
@@ -599,7 +601,7 @@ class Engine:
                     take = rem if rem < mrem else mrem
                 base_units = take * bmul
                 quote_units = price * take * qmul
-                m_rate = ufees[muser][0] if muser in ufees else m.maker_fee
+                m_rate = ufees[muser][0] if muser in ufees else maker_fee
                 maccts = bal[muser]
                 deal_id = self.next_deal_id
                 self.next_deal_id = deal_id + 1
@@ -614,29 +616,15 @@ class Engine:
                     tb[0] += base_units - t_fee
                     mb[1] -= base_units
                     mq[0] += quote_units - m_fee
-                    push(
-                        new(
-                            DE,
-                            (seq + 1, deal_id, m, price, take, quote_units, maker.id, tid,
-                             muser, user, m_fee, t_fee, side, time),
-                        )
-                    )
-                    push(
-                        new(BE, (seq + 2, user, quote, TRADE, deal_id, -quote_units,
-                                            tq[0], tq[1], time, None))
-                    )
-                    push(
-                        new(BE, (seq + 3, user, base, TRADE, deal_id, base_units - t_fee,
-                                            tb[0], tb[1], time, None))
-                    )
-                    push(
-                        new(BE, (seq + 4, muser, base, TRADE, deal_id, -base_units,
-                                            mb[0], mb[1], time, None))
-                    )
-                    push(
-                        new(BE, (seq + 5, muser, quote, TRADE, deal_id, quote_units - m_fee,
-                                            mq[0], mq[1], time, None))
-                    )
+                    extend((
+                        new(DE, (seq + 1, deal_id, m, price, take, quote_units, maker.id, tid,
+                                 muser, user, m_fee, t_fee, side, time)),
+                        new(BE, (seq + 2, user, quote, TRADE, deal_id, -quote_units, tq[0], tq[1], time, None)),
+                        new(BE, (seq + 3, user, base, TRADE, deal_id, base_units - t_fee, tb[0], tb[1], time, None)),
+                        new(BE, (seq + 4, muser, base, TRADE, deal_id, -base_units, mb[0], mb[1], time, None)),
+                        new(BE, (seq + 5, muser, quote, TRADE, deal_id, quote_units - m_fee, mq[0], mq[1], time,
+                                 None)),
+                    ))
                     seq += 5
                     if t_fee:
                         fb[0] += t_fee
@@ -662,29 +650,15 @@ class Engine:
                     tq[0] += quote_units - t_fee
                     mq[1] -= quote_units
                     mb[0] += base_units - m_fee
-                    push(
-                        new(
-                            DE,
-                            (seq + 1, deal_id, m, price, take, quote_units, maker.id, tid,
-                             muser, user, m_fee, t_fee, side, time),
-                        )
-                    )
-                    push(
-                        new(BE, (seq + 2, user, base, TRADE, deal_id, -base_units,
-                                            tb[0], tb[1], time, None))
-                    )
-                    push(
-                        new(BE, (seq + 3, user, quote, TRADE, deal_id, quote_units - t_fee,
-                                            tq[0], tq[1], time, None))
-                    )
-                    push(
-                        new(BE, (seq + 4, muser, quote, TRADE, deal_id, -quote_units,
-                                            mq[0], mq[1], time, None))
-                    )
-                    push(
-                        new(BE, (seq + 5, muser, base, TRADE, deal_id, base_units - m_fee,
-                                            mb[0], mb[1], time, None))
-                    )
+                    extend((
+                        new(DE, (seq + 1, deal_id, m, price, take, quote_units, maker.id, tid,
+                                 muser, user, m_fee, t_fee, side, time)),
+                        new(BE, (seq + 2, user, base, TRADE, deal_id, -base_units, tb[0], tb[1], time, None)),
+                        new(BE, (seq + 3, user, quote, TRADE, deal_id, quote_units - t_fee, tq[0], tq[1], time,
+                                 None)),
+                        new(BE, (seq + 4, muser, quote, TRADE, deal_id, -quote_units, mq[0], mq[1], time, None)),
+                        new(BE, (seq + 5, muser, base, TRADE, deal_id, base_units - m_fee, mb[0], mb[1], time, None)),
+                    ))
                     seq += 5
                     if t_fee:
                         fq[0] += t_fee
