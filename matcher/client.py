@@ -132,6 +132,10 @@ class MatcherClient:
         self._channel = grpc.insecure_channel(addr, options=[
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            # a restarted matcher is back within seconds: do not back off for minutes
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 2000),
         ])
         self._stub = pb_grpc.MatcherStub(self._channel)
 

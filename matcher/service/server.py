@@ -386,14 +386,20 @@ async def _load_listing(core: Core, conn: psycopg.Connection[Any]) -> None:
 
 
 async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, batch_max: int = 5000,
-                snapshot_every_ops: int = 0, ready_file: str | None = None) -> int:
+                snapshot_every_ops: int = 0, ready_file: str | None = None, lock_wait: float = 15.0) -> int:
     """Run the matcher until SIGTERM/SIGINT; returns the process exit code."""
     lock_conn = psycopg.connect(dsn, autocommit=True)
-    row = lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (MATCHER_LOCK,)).fetchone()
-    if not row or not row[0]:
-        log.error("another matcher holds the lock on this database; refusing to start")
-        lock_conn.close()
-        return 2
+    # A matcher killed a moment ago may still hold the lock until PostgreSQL notices: wait a little.
+    deadline = time.monotonic() + lock_wait
+    while True:
+        row = lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (MATCHER_LOCK,)).fetchone()
+        if row and row[0]:
+            break
+        if time.monotonic() > deadline:
+            log.error("another matcher holds the lock on this database; refusing to start")
+            lock_conn.close()
+            return 2
+        await asyncio.sleep(0.2)
     write_conn = psycopg.connect(dsn)
     read_conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
     t0 = time.perf_counter()
