@@ -3,7 +3,7 @@
 Both must be readable by the server (an HMAC or a TOTP code is verified by
 recomputing it), so hashing is not an option; they are encrypted at rest with
 the keys in ``settings.API_SECRET_KEYS``. The first key encrypts, every key
-decrypts, so keys rotate by prepending a new one. See docs/adr/0002.
+decrypts, so keys rotate by prepending a new one. See docs/adr/0003.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ class ApiKey(models.Model):
     """A bot's credential: a public ``key`` sent with each request and a secret that signs it.
 
     HMAC verification needs the secret on the server, so it is kept encrypted
-    with Fernet under ``API_SECRET_KEYS`` (docs/adr/0002) and shown to the user
+    with Fernet under ``API_SECRET_KEYS`` (docs/adr/0003) and shown to the user
     only once, at creation.
     """
 

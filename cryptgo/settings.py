@@ -170,8 +170,10 @@ API_THROTTLE_USER_RATE = env("API_THROTTLE_USER_RATE", "1200/min")
 API_THROTTLE_IP_RATE = env("API_THROTTLE_IP_RATE", "2400/min")
 # How far a signed request's timestamp may be from the server's clock (native API and Binance).
 API_SIGNATURE_WINDOW_MS = envint("API_SIGNATURE_WINDOW_MS", 5000)
-# Fernet keys that encrypt API-key secrets and TOTP seeds; the first encrypts (docs/adr/0002).
+# Fernet keys that encrypt API-key secrets and TOTP seeds; the first encrypts (docs/adr/0003).
 API_SECRET_KEYS = envlist("API_SECRET_KEYS", "")
+# Where the API reads market data: auto (Redis while run_marketdata's heartbeat is set), redis, database.
+MARKET_DATA_SOURCE = env("MARKET_DATA_SOURCE", "auto")
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=envint("JWT_ACCESS_MINUTES", 15)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=envint("JWT_REFRESH_DAYS", 7)),

@@ -1,11 +1,13 @@
 """Market-data reads: listing, depth, recent deals, 24h tickers, klines.
 
-This module is the boundary the API reads through. Depth comes from the
-matcher (``client.depth``, always exact); deals, tickers and klines are
-computed here from PostgreSQL deals until the market-data service keeps them
-in Redis: if ``markets.marketdata`` exists, these functions are the place to
-switch to it, and the API does not change. Every function returns plain
-dicts with decimal strings and times in milliseconds.
+This module is the one boundary the API reads market data through. While the
+market-data consumer (``run_marketdata``) runs, its Redis keys are the source
+(``markets.marketdata``: cheap reads that scale with web processes); when it
+does not (its heartbeat key is absent, e.g. a fresh deployment or a test
+without Kafka), the same answers are computed from PostgreSQL deals and depth
+comes from the matcher, which is exact but costs a gRPC call. Either way the
+functions return plain dicts with plain decimal strings (no exponent, no
+trailing zeros) and times in milliseconds.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Max, Min, QuerySet, Sum
 
@@ -29,6 +32,8 @@ _WEEK_ORIGIN = datetime(1970, 1, 5, tzinfo=UTC)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MARKET_CACHE_SECONDS = 2.0
 _market_cache: dict[str, tuple[float, Market | None]] = {}
+_REDIS_CHECK_SECONDS = 1.0
+_redis_state: list[float | bool] = [0.0, False]
 
 
 def now_ms() -> int:
@@ -90,17 +95,57 @@ def forget_cache() -> None:
     _market_cache.clear()
 
 
-# ------------------------------------------------------------------ depth (matcher)
+# ------------------------------------------------------------------ which source
+
+
+def redis_live() -> bool:
+    """Whether to read Redis: ``MARKET_DATA_SOURCE`` "redis" or "database" decide; "auto" (the default)
+    reads Redis while the consumer's heartbeat is set, checked once a second."""
+    source = settings.MARKET_DATA_SOURCE
+    if source != "auto":
+        return source == "redis"
+    now = time.monotonic()
+    if now - float(_redis_state[0]) < _REDIS_CHECK_SECONDS:
+        return bool(_redis_state[1])
+    from markets import marketdata
+
+    try:
+        live = bool(marketdata.redis_client().exists(marketdata.HEARTBEAT_KEY))
+    except Exception:  # Redis down: serve from PostgreSQL and the matcher
+        live = False
+    _redis_state[:] = [now, live]
+    return live
+
+
+def _plain_levels(levels: list[Any]) -> list[list[str]]:
+    return [[plain(Decimal(p)), plain(Decimal(a))] for p, a in levels]
+
+
+# ------------------------------------------------------------------ depth
 
 
 def depth(market: str, limit: int = 20, interval: str | None = None) -> dict[str, Any]:
-    """{"asks", "bids", "seq"} straight from the matcher's book (merged by ``interval`` if given)."""
+    """{"asks", "bids", "seq"}: the consumer's view in Redis when it holds this one, else the matcher's book."""
+    if redis_live():
+        from markets import aggregation, marketdata
+
+        spec = marketdata.market_spec(market)
+        if limit <= aggregation.DEPTH_MAX_LIMIT:
+            try:
+                aggregation.normalize_interval(interval, spec.price_prec)
+                view = marketdata.depth(market, limit, interval)
+            except (ValueError, marketdata.MarketDataError):
+                view = None
+            if view is not None and view["seq"]:
+                return {"asks": _plain_levels(view["asks"]), "bids": _plain_levels(view["bids"]),
+                        "seq": view["seq"]}
     from matcher.client import get_client
 
-    return get_client().depth(market, limit=limit, interval=interval)
+    book = get_client().depth(market, limit=limit, interval=interval)
+    return {"asks": _plain_levels(book["asks"]), "bids": _plain_levels(book["bids"]), "seq": book["seq"]}
 
 
-# ------------------------------------------------------------------ deals, tickers, klines (PostgreSQL)
+# ------------------------------------------------------------------ deals, tickers, klines
 
 
 def _deal_dict(d: Deal) -> dict[str, Any]:
@@ -110,12 +155,33 @@ def _deal_dict(d: Deal) -> dict[str, Any]:
 
 def recent_deals(market: Market, limit: int = 50) -> list[dict[str, Any]]:
     """The latest deals of a market, newest first."""
+    if redis_live():
+        from markets import marketdata
+
+        if limit <= marketdata.RECENT_DEALS:
+            return [{"id": d["id"], "price": plain(Decimal(d["price"])), "amount": plain(Decimal(d["amount"])),
+                     "quote_amount": plain(Decimal(d["quote_amount"])), "taker_side": d["side"], "time": d["time"]}
+                    for d in marketdata.recent_deals(market.name, limit)]
     rows = Deal.objects.filter(market=market).order_by("-id")[:limit]
     return [_deal_dict(d) for d in rows]
 
 
+def _ticker_from_redis(t: dict[str, Any]) -> dict[str, Any]:
+    def p(v: Any) -> str:
+        return plain(Decimal(v)) if v is not None else "0"
+
+    return {"market": t["market"], "open": p(t["open"]), "high": p(t["high"]), "low": p(t["low"]),
+            "last": p(t["last"]), "volume": p(t["volume"]), "quote_volume": p(t["quote_volume"]),
+            "change": p(t["change"]), "change_percent": p(t["change_percent"]), "count": t["count"],
+            "first_id": None, "last_id": None, "open_time": t["time"] - 86_400_000, "close_time": t["time"]}
+
+
 def ticker(market: Market) -> dict[str, Any]:
     """The rolling 24-hour ticker of one market."""
+    if redis_live():
+        from markets import marketdata
+
+        return _ticker_from_redis(marketdata.ticker(market.name))
     now = datetime.now(UTC)
     since = now - timedelta(hours=24)
     window = Deal.objects.filter(market=market, time__gte=since)
@@ -151,6 +217,10 @@ def ticker(market: Market) -> dict[str, Any]:
 
 
 def tickers() -> list[dict[str, Any]]:
+    if redis_live():
+        from markets import marketdata
+
+        return [_ticker_from_redis(t) for _, t in sorted(marketdata.tickers().items())]
     return [ticker(m) for m in markets()]
 
 
@@ -162,15 +232,21 @@ def klines(market: Market, interval: str, start: int | None = None, end: int | N
     otherwise the latest ``limit`` candles up to ``end``.
     """
     seconds = KLINE_INTERVALS[interval]
+    if redis_live():
+        return _klines_from_redis(market, interval, seconds, start, end, limit)
     origin = _WEEK_ORIGIN if interval == "1w" else _EPOCH
     where = ["market_id = %s"]
     params: list[Any] = [f"{seconds} seconds", origin, market.id]
+    # Whole candles whose period overlaps [start, end], as the Redis path returns them.
+    origin_ms, period_ms = to_ms(origin), seconds * 1000
     if start is not None:
         where.append("time >= %s")
-        params.append(datetime.fromtimestamp(start / 1000, UTC))
+        floor = start - (start - origin_ms) % period_ms
+        params.append(datetime.fromtimestamp(floor / 1000, UTC))
     if end is not None:
-        where.append("time <= %s")
-        params.append(datetime.fromtimestamp(end / 1000, UTC))
+        where.append("time < %s")
+        ceiling = end - (end - origin_ms) % period_ms + period_ms
+        params.append(datetime.fromtimestamp(ceiling / 1000, UTC))
     order = "ASC" if start is not None else "DESC"
     params.append(limit)
     sql = f"""
@@ -191,3 +267,30 @@ def klines(market: Market, interval: str, start: int | None = None, end: int | N
                     "high": plain(h), "low": plain(lo), "close": plain(c), "volume": plain(vol),
                     "quote_volume": plain(qvol), "trades": count})
     return out
+
+
+def _klines_from_redis(market: Market, interval: str, seconds: int, start: int | None, end: int | None,
+                       limit: int) -> list[dict[str, Any]]:
+    from markets import aggregation, marketdata
+
+    r = marketdata.redis_client()
+    k = marketdata.kline_key(market.name, interval)
+    # A candle belongs to [start, end] when any of its period does, as in the PostgreSQL query.
+    lo = "-inf" if start is None else start - seconds * 1000 + 1
+    hi = "+inf" if end is None else end
+    if start is not None:
+        members = r.zrangebyscore(k, lo, hi, start=0, num=limit)
+    else:
+        members = list(reversed(r.zrevrangebyscore(k, hi, lo, start=0, num=limit)))
+    out = []
+    for raw in members:
+        c = aggregation.Kline.loads(raw)
+        out.append({"open_time": c.time, "close_time": c.time + seconds * 1000 - 1, "open": plain(c.open),
+                    "high": plain(c.high), "low": plain(c.low), "close": plain(c.close), "volume": plain(c.volume),
+                    "quote_volume": plain(c.quote_volume), "trades": c.count})
+    return out
+
+
+def forget_source() -> None:
+    """Re-check the Redis heartbeat on the next read (tests that start or stop the consumer)."""
+    _redis_state[:] = [0.0, False]

@@ -28,6 +28,13 @@ def _no_throttling(settings):
 
 
 @pytest.fixture(autouse=True)
+def _market_data_from_database(settings):
+    """Market data from PostgreSQL and the matcher unless a test opts into Redis: another suite's consumer
+    may leave a heartbeat in the shared Redis."""
+    settings.MARKET_DATA_SOURCE = "database"
+
+
+@pytest.fixture(autouse=True)
 def _fresh_market_cache():
     """Markets are cached per process for a moment; every test creates its own rows."""
     from markets.selectors import forget_cache

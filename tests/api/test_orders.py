@@ -143,7 +143,7 @@ def test_trade_then_deals_ledger_and_market_data(matcher, alice, bob):
                                      "amount": "1.5"}, format="json").json()
     assert sell["status"] == "open"
     depth = b.get("/api/v1/markets/ETH_USDT/depth").json()
-    assert depth["asks"] == [["2000.00", "1.5000"]] and depth["bids"] == []
+    assert depth["asks"] == [["2000", "1.5"]] and depth["bids"] == []
     assert depth["seq"] >= 1
     buy = b.post("/api/v1/orders", {"market": "ETH_USDT", "side": "buy", "type": "market", "quote_amount": "1000"},
                  format="json").json()
@@ -171,7 +171,7 @@ def test_trade_then_deals_ledger_and_market_data(matcher, alice, bob):
     ticker = b.get("/api/v1/markets/ETH_USDT/ticker").json()
     assert (ticker["last"], ticker["volume"], ticker["count"]) == ("1990", "0.75", 2)
     merged = b.get("/api/v1/markets/ETH_USDT/depth", {"interval": "10", "limit": 5}).json()
-    assert merged["asks"] == [["2000.00", "1.0000"]]
+    assert merged["asks"] == [["2000", "1"]]
 
 
 def test_depth_validation(matcher, alice):
