@@ -180,7 +180,9 @@ class MarketData:
 
         self._pushed_tickers[market] = tick
         klines = {iv: [k.to_dict() for k in sorted(c.values(), key=lambda k: k.time)] for iv, c in changed.items()}
-        return [Push(groups.kline(market), groups.message("kline", market=market, klines=klines)),
+        public = [t.to_public() for t in reversed(new)]  # newest first, as recent_deals()
+        return [Push(groups.deals(market), groups.message("deals", market=market, prev_id=last_id, deals=public)),
+                Push(groups.kline(market), groups.message("kline", market=market, klines=klines)),
                 *self._ticker_pushes(market, tick)]
 
     def _write_klines(self, tx: Any, market: str, interval: str, candles: Iterable[Kline]) -> None:
@@ -191,8 +193,8 @@ class MarketData:
         tx.zremrangebyrank(kk, 0, -(self.kline_keep + 1))
 
     def _ticker_pushes(self, market: str, tick: dict[str, Any]) -> list[Push]:
-        msg = groups.message("ticker", market=market, ticker=tick)
-        return [Push(groups.ticker(market), msg), Push(groups.TICKER_ALL, msg)]
+        return [Push(groups.ticker(market), groups.message("ticker", market=market, ticker=tick)),
+                Push(groups.TICKER_ALL, groups.message("ticker", market=market, ticker=tick, all=True))]
 
     def refresh_tickers(self) -> list[Push]:
         """Recompute every market's ticker as the 24h window slides; push the ones whose figures changed.
