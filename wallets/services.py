@@ -505,15 +505,15 @@ def _sweep_topup(sweep: Sweep, need: int, gas_price: int) -> bool:
     client, signer = get_chain(), get_signer()
     _ensure_nonce(signer.hot_address)
     with transaction.atomic():
-        if not Sweep.objects.filter(pk=sweep.pk, status=SweepStatus.PENDING).select_for_update().exists():
+        # Claim the row first: only the winner takes a nonce, so a lost race never burns one.
+        if not locks.claim_sweep(sweep.pk, SweepStatus.PENDING, SweepStatus.GAS_SENT):
             return False
         nonce = locks.claim_nonce(CHAIN, signer.hot_address)
         signed = signer.sign(hd.HOT_WALLET_INDEX, {
             "to": sweep.address.address, "value": need, "gas": NATIVE_GAS, "gasPrice": gas_price,
             "chainId": client.chain_id, "nonce": nonce, "data": b""})
-        locks.claim_sweep(sweep.pk, SweepStatus.PENDING, SweepStatus.GAS_SENT,
-                          gas_topup_amount=from_units(need, 18), gas_topup_tx_hash=signed.tx_hash,
-                          gas_topup_raw_tx=signed.raw)
+        Sweep.objects.filter(pk=sweep.pk).update(gas_topup_amount=from_units(need, 18),
+                                                 gas_topup_tx_hash=signed.tx_hash, gas_topup_raw_tx=signed.raw)
     client.send_raw(signed.raw)
     return True
 
@@ -534,12 +534,12 @@ def _sweep_sign(sweep: Sweep, from_status: str, tx: dict[str, Any], amount: Deci
     address = sweep.address.address
     _ensure_nonce(address)
     with transaction.atomic():
-        if not Sweep.objects.filter(pk=sweep.pk, status=from_status).select_for_update().exists():
+        if not locks.claim_sweep(sweep.pk, from_status, SweepStatus.SIGNED):
             return False
         nonce = locks.claim_nonce(CHAIN, address)
         signed = signer.sign(sweep.address.index, {**tx, "nonce": nonce})
-        locks.claim_sweep(sweep.pk, from_status, SweepStatus.SIGNED, nonce=nonce, raw_tx=signed.raw,
-                          tx_hash=signed.tx_hash, amount=amount)
+        Sweep.objects.filter(pk=sweep.pk).update(nonce=nonce, raw_tx=signed.raw, tx_hash=signed.tx_hash,
+                                                 amount=amount)
     client.send_raw(signed.raw)
     locks.claim_sweep(sweep.pk, SweepStatus.SIGNED, SweepStatus.BROADCAST)
     return True
