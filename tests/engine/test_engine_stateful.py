@@ -13,6 +13,7 @@ that changes nothing.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from engine_helpers import check_ledger
@@ -264,7 +265,7 @@ class EngineVsModel(RuleBasedStateMachine):
         for ev in r.events:
             self.seq += 1
             assert ev.seq == self.seq
-            ev.to_dict()  # must not fail
+            json.dumps(ev.to_dict())  # JSON-compatible, as the outbox stores it
         check_ledger(r.events, self.ledger)
         assert self.e.event_seq == self.seq
 
