@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import psycopg
@@ -69,6 +70,10 @@ class OutboxRelay:
     def _producer_ok(self) -> Producer:
         if self._producer is None or self._fatal:
             # a fatal idempotence error (e.g. a broker restarted empty) needs a new producer id
+            if self._producer is not None:
+                # drop what the old one still holds, so it cannot deliver late, after the new one's re-sends
+                self._producer.purge(in_queue=True, in_flight=True)
+                self._producer.flush(0)
             self._producer = self._make_producer()
             self._fatal = False
         return self._producer
@@ -98,11 +103,17 @@ class OutboxRelay:
                     producer.poll(0.1)
             if produced % 1000 == 0:
                 producer.poll(0)
-        # bounded: every message either is delivered or times out within message.timeout.ms
-        remaining = producer.flush(self.message_timeout_ms / 1000 + 5)
-        if remaining:
-            failed[0] += remaining
-            self._fatal = True  # start over with a fresh producer rather than wait on a stuck one
+        # bounded: every message is delivered or times out within message.timeout.ms; a stop cuts it short
+        # (what was not confirmed stays undelivered in the table and is sent again later)
+        deadline = time.monotonic() + self.message_timeout_ms / 1000 + 5
+        remaining = producer.flush(0.5)
+        while remaining and not self.stopping.is_set() and time.monotonic() < deadline:
+            remaining = producer.flush(0.5)
+        failed[0] += remaining
+        if failed[0]:
+            # After timeouts an idempotent producer may be stuck on a producer id the (restarted) broker
+            # does not know; a new producer gets a new id. Re-sends can duplicate, never reorder, a key.
+            self._fatal = True
         return ok, failed[0]
 
     # ------------------------------------------------------------ loop

@@ -386,7 +386,8 @@ async def _load_listing(core: Core, conn: psycopg.Connection[Any]) -> None:
 
 
 async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, batch_max: int = 5000,
-                snapshot_every_ops: int = 0, ready_file: str | None = None, lock_wait: float = 15.0) -> int:
+                snapshot_every_ops: int = 0, ready_file: str | None = None, lock_wait: float = 15.0,
+                relay_timeout_ms: int = 10000) -> int:
     """Run the matcher until SIGTERM/SIGINT; returns the process exit code."""
     lock_conn = psycopg.connect(dsn, autocommit=True)
     # A matcher killed a moment ago may still hold the lock until PostgreSQL notices: wait a little.
@@ -408,7 +409,7 @@ async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, ba
     log.info("state loaded in %.2fs: op %d, event %d", time.perf_counter() - t0, loaded.op_seq,
              loaded.engine.event_seq)
 
-    relay = OutboxRelay(dsn, kafka, topic_prefix) if kafka else None
+    relay = OutboxRelay(dsn, kafka, topic_prefix, message_timeout_ms=relay_timeout_ms) if kafka else None
     core = Core(loaded, persister, batch_max=batch_max, snapshot_every_ops=snapshot_every_ops,
                 on_commit=relay.wake.set if relay else None)
     loop_task = asyncio.create_task(core.run(), name="batch-loop")

@@ -27,6 +27,7 @@ class Command(BaseCommand):
             batch_max=settings.MATCHER_BATCH_MAX,
             snapshot_every_ops=settings.MATCHER_SNAPSHOT_EVERY_OPS,
             ready_file=ready_file,
+            relay_timeout_ms=settings.MATCHER_RELAY_TIMEOUT_MS,
         ))
         if code:
             raise SystemExit(code)

@@ -13,7 +13,8 @@ class Command(BaseCommand):
     help = "Deliver committed matcher events (trading_outbox, matcher_depthoutbox) to Kafka until SIGTERM."
 
     def handle(self, *args, **options):
-        relay = OutboxRelay(conninfo(), settings.KAFKA_BOOTSTRAP_SERVERS, settings.KAFKA_TOPIC_PREFIX, idle_wait=0.1)
+        relay = OutboxRelay(conninfo(), settings.KAFKA_BOOTSTRAP_SERVERS, settings.KAFKA_TOPIC_PREFIX, idle_wait=0.1,
+                            message_timeout_ms=settings.MATCHER_RELAY_TIMEOUT_MS)
 
         def stop(signum, frame):
             relay.stopping.set()
