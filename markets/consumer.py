@@ -461,12 +461,12 @@ class Publisher:
     """
 
     def __init__(self) -> None:
-        from channels.layers import get_channel_layer
+        from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
 
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="publisher", daemon=True)
         self.thread.start()
-        self.layer = get_channel_layer()
+        self.layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)  # our own: its pools live on our loop
 
     def publish(self, pushes: list[Push], timeout: float = 10.0) -> None:
         if not pushes or self.layer is None:
@@ -479,6 +479,8 @@ class Publisher:
         asyncio.run_coroutine_threadsafe(send_all(), self.loop).result(timeout)
 
     def close(self) -> None:
+        if hasattr(self.layer, "close_pools"):
+            asyncio.run_coroutine_threadsafe(self.layer.close_pools(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
 

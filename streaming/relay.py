@@ -53,9 +53,9 @@ async def _send_all(layer: Any, messages: dict[int, dict[str, Any]]) -> None:
 def run(stop: threading.Event, *, group_id: str | None = None, batch_size: int = 1000, poll_seconds: float = 0.2,
         on_assign: Callable[[], None] | None = None) -> None:
     """Relay until ``stop`` is set. ``on_assign`` is called once partitions are assigned (tests, readiness)."""
-    from channels.layers import get_channel_layer
+    from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
 
-    layer = get_channel_layer()
+    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)  # our own: its pools live on our loop
     consumer = make_consumer(group_id or settings.STREAM_RELAY_KAFKA_GROUP, "latest",
                              **{"enable.auto.commit": True, "auto.commit.interval.ms": 1000})
 
