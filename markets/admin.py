@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from markets.models import Asset, Market
+from matcher.admin import MARKET_ACTIONS, MATCHER_MARKET_FIELDS
 
 
 @admin.register(Asset)
@@ -20,3 +21,8 @@ class MarketAdmin(admin.ModelAdmin):
     search_fields = ["name", "base__symbol", "quote__symbol"]
     ordering = ["name"]
     list_select_related = ["base", "quote"]
+    actions = MARKET_ACTIONS  # halt / resume / fee change / load: through the matcher, audited
+
+    def get_readonly_fields(self, request, obj=None):
+        # once created, what the matcher uses changes only through the actions above
+        return MATCHER_MARKET_FIELDS if obj is not None else []
