@@ -193,6 +193,9 @@ class Engine:
             return _reject(R.INVALID_AMOUNT)
         m = Market(name, b, q, price_prec, amount_prec, max(min_amount, 1), min_notional, maker_fee, taker_fee)
         self.markets[name] = m
+        # the fee account's rows exist from the start: the matching loop indexes them directly
+        self._account(FEE_USER, base)
+        self._account(FEE_USER, quote)
         return Result(True, None, self._market_dict(m), [])
 
     def set_market_halted(self, market: str, halted: bool) -> Result:
@@ -551,8 +554,9 @@ class Engine:
         taccts = bal[user]
         tb = taccts.get(bname) or self._account(user, bname)
         tq = taccts.get(qname) or self._account(user, qname)
-        fb = self._account(FEE_USER, bname)
-        fq = self._account(FEE_USER, qname)
+        fee_accts = bal[FEE_USER]
+        fb = fee_accts[bname]
+        fq = fee_accts[qname]
         ufees = m.user_fees
         t_rate = ufees[user][1] if user in ufees else m.taker_fee
         market_buy = taker.type == MARKET and is_buy
@@ -970,6 +974,9 @@ class Engine:
             e.markets[m.name] = m
         for u, a, available, frozen in d["balances"]:
             e._bal.setdefault(u, {})[a] = [available, frozen]
+        for m in e.markets.values():
+            e._account(FEE_USER, m.base.name)
+            e._account(FEE_USER, m.quote.name)
         for row in d["orders"]:
             oid, user, market, side, tif, post_only, stp, price, amount, filled, fq, fee, coid, ct, ut = row
             m = e.markets[market]
