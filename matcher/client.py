@@ -121,6 +121,19 @@ def market_request(user_id: int, market: str, side: str, amount: str, client_ord
                                  client_order_id=client_order_id, stp=stp)
 
 
+def cancel_request(user_id: int, market: str, order_id: int | None = None,
+                   client_order_id: str | None = None) -> pb.CancelRequest:
+    return pb.CancelRequest(user=user_id, market=market, order_id=order_id, client_order_id=client_order_id)
+
+
+def batch_item(r: pb.PlaceLimitRequest | pb.PlaceMarketRequest | pb.CancelRequest) -> pb.PlaceOne:
+    if isinstance(r, pb.PlaceLimitRequest):
+        return pb.PlaceOne(limit=r)
+    if isinstance(r, pb.PlaceMarketRequest):
+        return pb.PlaceOne(market=r)
+    return pb.PlaceOne(cancel=r)
+
+
 class MatcherClient:
     """A thread-safe client over one gRPC channel. Prefer ``get_client()``."""
 
@@ -188,19 +201,15 @@ class MatcherClient:
         req = market_request(user_id, market, side, amount, client_order_id, stp)
         return _order(self._call(self._stub.PlaceMarket, req, retry=client_order_id is not None))
 
-    def place_batch(self, requests: Iterable[pb.PlaceLimitRequest | pb.PlaceMarketRequest],
+    def place_batch(self, requests: Iterable[pb.PlaceLimitRequest | pb.PlaceMarketRequest | pb.CancelRequest],
                     timeout: float | None = None) -> list[dict[str, Any] | MatcherRejected]:
-        """Place many orders in one call (build them with ``limit_request``/``market_request``).
+        """Place (and cancel) many orders in one call; build the items with ``limit_request``,
+        ``market_request`` and ``cancel_request``.
 
-        Returns, in request order, the order dict of each accepted order or a ``MatcherRejected``
-        for each refused one. Not retried.
+        Returns, in request order, the order dict of each accepted item (a cancel: the cancelled
+        order) or a ``MatcherRejected`` for each refused one. Not retried.
         """
-        items = []
-        for r in requests:
-            if isinstance(r, pb.PlaceLimitRequest):
-                items.append(pb.PlaceOne(limit=r))
-            else:
-                items.append(pb.PlaceOne(market=r))
+        items = [batch_item(r) for r in requests]
         reply = self._call(self._stub.PlaceBatch, pb.PlaceBatchRequest(orders=items), timeout=timeout)
         out: list[dict[str, Any] | MatcherRejected] = []
         for res in reply.results:
@@ -214,8 +223,7 @@ class MatcherClient:
     def cancel(self, user_id: int, market: str, order_id: int | None = None,
                client_order_id: str | None = None) -> dict[str, Any]:
         """Cancel one open order (by id or client_order_id); returns it as cancelled."""
-        req = pb.CancelRequest(user=user_id, market=market, order_id=order_id, client_order_id=client_order_id)
-        return _order(self._call(self._stub.Cancel, req))
+        return _order(self._call(self._stub.Cancel, cancel_request(user_id, market, order_id, client_order_id)))
 
     def cancel_all(self, user_id: int, market: str | None = None) -> list[dict[str, Any]]:
         """Cancel every open order of a user (on one market if given); returns the cancelled orders."""

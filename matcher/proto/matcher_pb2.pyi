@@ -49,12 +49,14 @@ class PlaceMarketRequest(_message.Message):
     def __init__(self, user: _Optional[int] = ..., market: _Optional[str] = ..., side: _Optional[str] = ..., amount: _Optional[str] = ..., client_order_id: _Optional[str] = ..., stp: _Optional[str] = ...) -> None: ...
 
 class PlaceOne(_message.Message):
-    __slots__ = ("limit", "market")
+    __slots__ = ("limit", "market", "cancel")
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     MARKET_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
     limit: PlaceLimitRequest
     market: PlaceMarketRequest
-    def __init__(self, limit: _Optional[_Union[PlaceLimitRequest, _Mapping]] = ..., market: _Optional[_Union[PlaceMarketRequest, _Mapping]] = ...) -> None: ...
+    cancel: CancelRequest
+    def __init__(self, limit: _Optional[_Union[PlaceLimitRequest, _Mapping]] = ..., market: _Optional[_Union[PlaceMarketRequest, _Mapping]] = ..., cancel: _Optional[_Union[CancelRequest, _Mapping]] = ...) -> None: ...
 
 class PlaceBatchRequest(_message.Message):
     __slots__ = ("orders",)

@@ -142,7 +142,7 @@ class MatcherServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PlaceBatch(self, request, context):
-        """Many orders in one call: each is accepted or refused on its own (results in request order).
+        """Many orders (and cancels) in one call: each is accepted or refused on its own (results in request order).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -126,6 +126,15 @@ def market_params(r: pb.PlaceMarketRequest) -> dict[str, Any]:
     return p
 
 
+def cancel_params(r: pb.CancelRequest) -> dict[str, Any]:
+    p: dict[str, Any] = {"user": r.user, "market": r.market}
+    if r.HasField("order_id"):
+        p["order_id"] = r.order_id
+    if r.HasField("client_order_id"):
+        p["client_order_id"] = r.client_order_id
+    return p
+
+
 def order_pb(d: dict[str, Any]) -> pb.Order:
     return pb.Order(**d)
 
@@ -177,6 +186,8 @@ class MatcherService(pb_grpc.MatcherServicer):
                     calls.append(("place_limit", limit_params(one.limit)))
                 elif one.HasField("market"):
                     calls.append(("place_market", market_params(one.market)))
+                elif one.HasField("cancel"):
+                    calls.append(("cancel", cancel_params(one.cancel)))
                 else:
                     raise Refuse(R.INVALID_ARGUMENT)
             except Refuse as exc:
@@ -198,12 +209,7 @@ class MatcherService(pb_grpc.MatcherServicer):
         return pb.PlaceBatchReply(results=out)
 
     async def Cancel(self, request: pb.CancelRequest, context: Any) -> pb.Order:
-        params: dict[str, Any] = {"user": request.user, "market": request.market}
-        if request.HasField("order_id"):
-            params["order_id"] = request.order_id
-        if request.HasField("client_order_id"):
-            params["client_order_id"] = request.client_order_id
-        return order_pb((await self._run(context, "cancel", params)).value)
+        return order_pb((await self._run(context, "cancel", cancel_params(request))).value)
 
     async def CancelAll(self, request: pb.CancelAllRequest, context: Any) -> pb.OrderList:
         params: dict[str, Any] = {"user": request.user}

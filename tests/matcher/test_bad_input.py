@@ -120,7 +120,7 @@ def test_raw_grpc_status_carries_the_reason_in_metadata(seeded, matcher):
 
 
 def test_a_batch_refuses_bad_orders_one_by_one(seeded, matcher):
-    from matcher.client import limit_request, market_request
+    from matcher.client import cancel_request, limit_request, market_request
 
     c = matcher.client
     results = c.place_batch([
@@ -133,3 +133,8 @@ def test_a_batch_refuses_bad_orders_one_by_one(seeded, matcher):
     assert [(r.code, r.reason) for r in results[1:]] == [
         (INVALID, "invalid_precision"), (INVALID, "unknown_market"), (PRECONDITION, "insufficient_balance")]
     assert [o["id"] for o in c.open_orders(seeded.id)] == [results[0]["id"]]
+    cancelled, missing = c.place_batch([cancel_request(seeded.id, "ETH_USDT", order_id=results[0]["id"]),
+                                        cancel_request(seeded.id, "ETH_USDT", order_id=999999)])
+    assert (cancelled["id"], cancelled["status"]) == (results[0]["id"], "cancelled")
+    assert (missing.code, missing.reason) == (PRECONDITION, "unknown_order")
+    assert c.open_orders(seeded.id) == []
