@@ -100,6 +100,13 @@ def _matcher_update(user_id: int, asset: str, business: str, business_id: str, c
 # ====================================================================== deposit addresses
 
 
+def _xpub() -> str:
+    """The configured xpub, or a 503 the API renders (a deployment without wallets is not a client error)."""
+    if not settings.HOT_WALLET_XPUB:
+        raise ServiceUnavailable("wallet_not_configured", "Deposits and withdrawals are not configured here.")
+    return hd.configured_xpub()
+
+
 def deposit_address_for(user: Any, chain: str = CHAIN) -> DepositAddress:
     """The user's deposit address, created on first use. Index = user id (docs/wallets.md)."""
     if user.pk is None or user.pk < 1:
@@ -107,7 +114,7 @@ def deposit_address_for(user: Any, chain: str = CHAIN) -> DepositAddress:
     existing = DepositAddress.objects.filter(user=user, chain=chain).first()
     if existing:
         return existing
-    address = hd.address_at(int(user.pk))
+    address = hd.address_at(int(user.pk), _xpub())
     try:
         with transaction.atomic():
             return DepositAddress.objects.create(user=user, chain=chain, index=int(user.pk), address=address)
@@ -584,7 +591,7 @@ def check_withdrawal_address(address: str) -> str:
                                 "The address fails its EIP-55 checksum (mixed-case letters); copy it again.")
     if int(address, 16) == 0:
         raise WithdrawalRefused("invalid_address", "The zero address burns funds.")
-    if address == hd.hot_wallet_address() or DepositAddress.objects.filter(address=address).exists():
+    if address == hd.hot_wallet_address(_xpub()) or DepositAddress.objects.filter(address=address).exists():
         raise WithdrawalRefused("internal_address", "Withdrawals to an exchange address are not allowed.")
     return address
 

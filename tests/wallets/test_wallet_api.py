@@ -113,3 +113,9 @@ def test_admin_approve_and_reject_are_audited_and_solvency_adds_up(evm, wallet_m
     assert eth.surplus == eth.on_chain - Decimal("3.999")
     assert rows["CGT"].hot_wallet == Decimal(1_000_000)
     assert Withdrawal.objects.count() == 2
+
+
+def test_without_an_xpub_the_wallet_api_says_so(settings, alice):
+    settings.HOT_WALLET_XPUB = ""
+    r = client_for(alice).get("/api/v1/wallets/deposit-address")
+    assert r.status_code == 503 and r.json()["code"] == "wallet_not_configured"
