@@ -9,7 +9,8 @@ demo listing, funds bench users through the matcher client, then drives
 
 1. placing limit orders on ETH_USDT (JWT auth; random buy/sell around 2000,
    so some cross and trade), ``POST /api/v1/orders``;
-2. reading the book, ``GET /api/v1/markets/ETH_USDT/depth?limit=20``.
+2. reading the book, ``GET /api/v1/markets/ETH_USDT/depth?limit=20`` (from Redis, kept by
+   ``run_marketdata`` which the bench also starts, unless ``--no-marketdata``).
 
     python -m cryptgo.devservices /tmp/bench-svc -- python bench/api.py [--seconds 10] [--concurrency 64]
         [--workers 2] [--users 16]
@@ -106,6 +107,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--users", type=int, default=16, help="bench accounts placing orders")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-marketdata", action="store_true",
+                        help="do not run run_marketdata: depth is then read from the matcher over gRPC")
     args = parser.parse_args()
     if not 0 < args.seconds <= 120 or not 0 < args.concurrency <= 512:
         parser.error("--seconds must be in (0, 120] and --concurrency in (0, 512]")
@@ -115,7 +118,9 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="cryptgo-bench-api-"))
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ["DJANGO_SETTINGS_MODULE"],
            "API_THROTTLE_USER_RATE": "off", "API_THROTTLE_IP_RATE": "off", "LOG_LEVEL": "WARNING",
-           "MARKET_DATA_SOURCE": os.environ.get("MARKET_DATA_SOURCE", "auto")}
+           "MARKET_DATA_SOURCE": os.environ.get("MARKET_DATA_SOURCE", "auto"),
+           # production runs the web tier with a connection pool (README: DB_POOL_MAX_SIZE)
+           "DB_POOL_MAX_SIZE": os.environ.get("DB_POOL_MAX_SIZE", "16")}
     py = sys.executable
     subprocess.run([py, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     subprocess.run([py, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
@@ -127,6 +132,7 @@ def main() -> int:
     matcher = start([py, "manage.py", "run_matcher", "--ready-file", str(ready)], env, workdir / "matcher.log")
     web_port = free_port()
     web = None
+    marketdata = None
     try:
         deadline = time.monotonic() + 120
         while not ready.exists():
@@ -134,6 +140,8 @@ def main() -> int:
                 print((workdir / "matcher.log").read_text()[-3000:], file=sys.stderr)
                 raise SystemExit("matcher did not start")
             time.sleep(0.1)
+        if not args.no_marketdata:
+            marketdata = start([py, "manage.py", "run_marketdata"], env, workdir / "marketdata.log")
         web = start([py, "-m", "uvicorn", "cryptgo.asgi:application", "--host", "127.0.0.1", "--port",
                      str(web_port), "--workers", str(args.workers), "--no-access-log", "--log-level", "warning"],
                     env, workdir / "web.log")
@@ -156,6 +164,15 @@ def main() -> int:
             client.update_balance(user.pk, "ETH", "bench", f"eth-{run_id}-{n}", "1000000")
             tokens.append(str(RefreshToken.for_user(user).access_token))
 
+        if marketdata is not None:
+            from markets import marketdata as md
+
+            deadline = time.monotonic() + 60
+            while not md.redis_client().exists(md.HEARTBEAT_KEY):
+                if marketdata.poll() is not None or time.monotonic() > deadline:
+                    log = (workdir / "marketdata.log").read_text()[-2000:]
+                    raise SystemExit(f"run_marketdata did not start: {log}")
+                time.sleep(0.2)
         base = f"http://127.0.0.1:{web_port}"
         rng = random.Random(args.seed)
         orders = [{"market": "ETH_USDT", "side": rng.choice(("buy", "sell")), "type": "limit",
@@ -187,11 +204,13 @@ def main() -> int:
         print(f"depth_p99_ms={percentile(depth['latencies'], 0.99) * 1000:.1f}")
         print(f"orders_refused={placed['refused']} orders_failed={placed['failed']} "
               f"depth_failed={depth['failed'] + depth['refused']} concurrency={args.concurrency} "
-              f"web_workers={args.workers} seconds={args.seconds}")
+              f"web_workers={args.workers} seconds={args.seconds} "
+              f"depth_source={'redis' if marketdata is not None else 'matcher'}")
         return 0
     finally:
-        if web is not None:
-            stop(web)
+        for proc in (web, marketdata):
+            if proc is not None:
+                stop(proc)
         stop(matcher)
 
 

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from accounts.models import ApiKey
 from binance import errors as E
 from binance.auth import BinanceSignature
-from cryptgo.api.throttling import IPThrottle, UserThrottle
+from cryptgo.api.throttling import ApiThrottle, IPThrottle
 from markets import selectors as market_selectors
 from markets.models import Market
 from trading import selectors, services
@@ -33,6 +33,7 @@ STP = {"EXPIRE_MAKER": "cancel_resting", "EXPIRE_TAKER": "cancel_incoming", "EXP
        "NONE": None}
 STP_OUT = {"cancel_resting": "EXPIRE_MAKER", "cancel_incoming": "EXPIRE_TAKER", "cancel_both": "EXPIRE_BOTH"}
 MAX_PRICE = "1000000000"
+MAX_MS = 253402300799999  # the largest time (ms) a datetime can hold; larger is a malformed parameter
 
 
 def now_ms() -> int:
@@ -127,7 +128,7 @@ class KeyCanTrade(_KeyCan):
 
 class SignedApi(BinanceApi):
     authentication_classes = [BinanceSignature]
-    throttle_classes = [UserThrottle, IPThrottle]
+    throttle_classes = [ApiThrottle]
 
     def get_permissions(self) -> list[Any]:
         if self.request is not None and self.request.method == "GET":
@@ -236,8 +237,8 @@ class KlinesApi(BinanceApi):
             raise E.mandatory("interval")
         if interval not in KLINE_INTERVALS:
             raise E.BinanceError(E.INVALID_INTERVAL, "Invalid interval.")
-        start = int_param(p, "startTime")
-        end = int_param(p, "endTime")
+        start = int_param(p, "startTime", hi=MAX_MS)
+        end = int_param(p, "endTime", hi=MAX_MS)
         limit = int_param(p, "limit", 500, 1, 1000)
         rows = market_selectors.klines(market, interval, start, end, limit or 500)
         return Response([[k["open_time"], k["open"], k["high"], k["low"], k["close"], k["volume"],
@@ -481,8 +482,8 @@ class AllOrdersApi(SignedApi):
         assert market is not None
         limit = int_param(p, "limit", 500, 1, 1000) or 500
         from_id = int_param(p, "orderId", None, 1)
-        qs = selectors.orders_for(request.user, market=market, start=int_param(p, "startTime"),
-                                  end=int_param(p, "endTime"), from_id=from_id)
+        qs = selectors.orders_for(request.user, market=market, start=int_param(p, "startTime", hi=MAX_MS),
+                                  end=int_param(p, "endTime", hi=MAX_MS), from_id=from_id)
         rows = list(qs.order_by("id")[:limit]) if from_id is not None else list(qs[:limit])[::-1]
         return Response([order_out(order_from_model(o), market) for o in rows])
 
@@ -495,8 +496,9 @@ class MyTradesApi(SignedApi):
         limit = int_param(p, "limit", 500, 1, 1000) or 500
         from_id = int_param(p, "fromId", None, 0)
         order_id = int_param(p, "orderId", None, 1)
-        qs = selectors.deals_for(request.user, market=market, order_id=order_id, start=int_param(p, "startTime"),
-                                 end=int_param(p, "endTime"), from_id=from_id)
+        qs = selectors.deals_for(request.user, market=market, order_id=order_id,
+                                 start=int_param(p, "startTime", hi=MAX_MS), end=int_param(p, "endTime", hi=MAX_MS),
+                                 from_id=from_id)
         rows = list(qs.order_by("id")[:limit]) if from_id is not None else list(qs[:limit])[::-1]
         user = request.user
         out = []

@@ -113,6 +113,13 @@ ASGI_APPLICATION = "cryptgo.asgi.application"
 
 DATABASE_URL = env("DATABASE_URL", "postgres://postgres@127.0.0.1:54329/cryptgo")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 0))}
+# A per-process connection pool (psycopg_pool) instead of a connection per request: under ASGI every
+# request runs in its own thread, so CONN_MAX_AGE cannot reuse connections. 0 = no pool.
+DB_POOL_MAX_SIZE = envint("DB_POOL_MAX_SIZE", 0)
+if DB_POOL_MAX_SIZE:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DB_POOL_MAX_SIZE,
+                                                              "timeout": 10}
 
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:63799/0")
 KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
@@ -163,7 +170,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_THROTTLE_CLASSES": ["cryptgo.api.throttling.UserThrottle", "cryptgo.api.throttling.IPThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["cryptgo.api.throttling.ApiThrottle"],
     "EXCEPTION_HANDLER": "cryptgo.api.exceptions.exception_handler",
     "NUM_PROXIES": envint("API_TRUSTED_PROXIES", 0),
     "COERCE_DECIMAL_TO_STRING": True,

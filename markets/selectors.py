@@ -30,6 +30,7 @@ KLINE_INTERVALS: dict[str, int] = {
 # Weeks start on Monday (as Binance's do); 1970-01-05 was a Monday.
 _WEEK_ORIGIN = datetime(1970, 1, 5, tzinfo=UTC)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z, the largest time the API accepts
 _MARKET_CACHE_SECONDS = 2.0
 _market_cache: dict[str, tuple[float, Market | None]] = {}
 _REDIS_CHECK_SECONDS = 1.0
@@ -243,7 +244,7 @@ def klines(market: Market, interval: str, start: int | None = None, end: int | N
         where.append("time >= %s")
         floor = start - (start - origin_ms) % period_ms
         params.append(datetime.fromtimestamp(floor / 1000, UTC))
-    if end is not None:
+    if end is not None and end < _MAX_MS - period_ms:  # beyond that: no upper bound (and no datetime overflow)
         where.append("time < %s")
         ceiling = end - (end - origin_ms) % period_ms + period_ms
         params.append(datetime.fromtimestamp(ceiling / 1000, UTC))

@@ -34,35 +34,44 @@ def parse_rate(rate: str) -> tuple[int, int] | None:
     return int(count), _UNITS[unit]
 
 
-class _WindowThrottle(BaseThrottle):
-    scope = ""
-    setting = ""
+class ApiThrottle(BaseThrottle):
+    """Both limits, per user (authenticated requests) and per client IP, in one Redis round trip."""
 
     def __init__(self) -> None:
         self._wait: float | None = None
 
-    def ident(self, request: Any) -> str | None:
-        raise NotImplementedError
+    def counters(self, request: Any) -> list[tuple[str, str, int, int]]:
+        """(scope, ident, limit, period) of every limit that applies to this request."""
+        out = []
+        user = getattr(request, "user", None)
+        user_rate = parse_rate(settings.API_THROTTLE_USER_RATE)
+        if user_rate is not None and user is not None and user.is_authenticated:
+            out.append(("user", str(user.pk), *user_rate))
+        ip_rate = parse_rate(settings.API_THROTTLE_IP_RATE)
+        ip = client_ip(request)
+        if ip_rate is not None and ip:
+            out.append(("ip", ip, *ip_rate))
+        return out
 
     def allow_request(self, request: Any, view: Any) -> bool:
-        parsed = parse_rate(getattr(settings, self.setting))
-        ident = self.ident(request)
-        if parsed is None or ident is None:
+        counters = self.counters(request)
+        if not counters:
             return True
-        limit, period = parsed
         now = time.time()
-        window = int(now // period)
-        key = f"throttle:{self.scope}:{ident}:{window}"
         try:
             pipe = redis_conn.get().pipeline(transaction=False)
-            pipe.incr(key)
-            pipe.expire(key, period + 1)
-            count = pipe.execute()[0]
+            for scope, ident, _, period in counters:
+                key = f"throttle:{scope}:{ident}:{int(now // period)}"
+                pipe.incr(key)
+                pipe.expire(key, period + 1)
+            replies = pipe.execute()
         except Exception:
             log.warning("throttle counter unavailable; letting the request through", exc_info=True)
             return True
-        if count > limit:
-            self._wait = (window + 1) * period - now
+        waits = [(int(now // period) + 1) * period - now
+                 for (_, _, limit, period), count in zip(counters, replies[::2], strict=True) if count > limit]
+        if waits:
+            self._wait = max(waits)
             return False
         return True
 
@@ -70,18 +79,8 @@ class _WindowThrottle(BaseThrottle):
         return self._wait
 
 
-class UserThrottle(_WindowThrottle):
-    scope = "user"
-    setting = "API_THROTTLE_USER_RATE"
+class IPThrottle(ApiThrottle):
+    """Only the per-IP limit (unauthenticated endpoints)."""
 
-    def ident(self, request: Any) -> str | None:
-        user = getattr(request, "user", None)
-        return str(user.pk) if user is not None and user.is_authenticated else None
-
-
-class IPThrottle(_WindowThrottle):
-    scope = "ip"
-    setting = "API_THROTTLE_IP_RATE"
-
-    def ident(self, request: Any) -> str | None:
-        return client_ip(request) or None
+    def counters(self, request: Any) -> list[tuple[str, str, int, int]]:
+        return [c for c in super().counters(request) if c[0] == "ip"]

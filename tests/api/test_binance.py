@@ -73,6 +73,7 @@ def test_public_market_data_from_deals(client, alice, bob, eth_usdt):
     err(client.get("/api/v3/klines", {"symbol": "ETHUSDT"}), 400, -1102)
     err(client.get("/api/v3/trades"), 400, -1102)
     err(client.get("/api/v3/trades", {"symbol": "ETHUSDT", "limit": "x"}), 400, -1102)
+    err(client.get("/api/v3/klines", {"symbol": "ETHUSDT", "interval": "1m", "startTime": "9" * 18}), 400, -1102)
 
 
 def test_signed_endpoint_errors(client, alice_key):
