@@ -24,7 +24,7 @@ from django.urls import path, reverse
 from cryptgo.admin import MatcherOwnedAdmin
 from markets.models import Asset, Market
 from matcher import services
-from matcher.models import DepthOutbox, MatcherState, OperatorAction, Snapshot
+from matcher.models import DepthOutbox, EventOutbox, MatcherState, OperatorAction, Snapshot
 
 PERMISSION = "matcher.add_operatoraction"
 
@@ -184,6 +184,13 @@ class MatcherStateAdmin(MatcherOwnedAdmin):
 class SnapshotAdmin(MatcherOwnedAdmin):
     list_display = ["id", "op_seq", "event_seq", "created_at"]
     exclude = ["state"]  # can be large
+
+
+@admin.register(EventOutbox)
+class EventOutboxAdmin(MatcherOwnedAdmin):
+    list_display = ["seq", "last_seq", "delivered", "created_at", "delivered_at"]
+    list_filter = ["delivered"]
+    search_fields = ["=seq"]
 
 
 @admin.register(DepthOutbox)

@@ -1,6 +1,6 @@
 """Tables of the matcher service itself (the engine's persisted side lives in ``trading``).
 
-Only the matcher writes ``MatcherState``, ``Snapshot``, ``DepthOutbox`` and
+Only the matcher writes ``MatcherState``, ``Snapshot``, ``EventOutbox``, ``DepthOutbox`` and
 ``OrderStp``, in the same transaction as the batch they describe; the admin
 writes ``OperatorAction`` (the audit trail of operator calls to the matcher).
 """
@@ -48,10 +48,35 @@ class Snapshot(models.Model):
         return f"snapshot after op {self.op_seq}"
 
 
+class EventOutbox(models.Model):
+    """The Kafka messages of the engine's events, committed with their batch, delivered by the outbox relay.
+
+    One row holds a run of consecutive events (``seq`` .. ``last_seq``), one message per line:
+    ``topic<TAB>key<TAB>message JSON``. Text, not jsonb, and a row per run rather than per event:
+    PostgreSQL neither parses nor indexes each message, which made the outbox the cheapest part of
+    a commit instead of the dearest (docs/adr/0002). ``trading.Outbox`` is not used by the matcher.
+    """
+
+    seq = models.BigIntegerField(primary_key=True, help_text="Event seq of the first message.")
+    last_seq = models.BigIntegerField(help_text="Event seq of the last message.")
+    payload = models.TextField()
+    delivered = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-seq"]
+        verbose_name_plural = "event outbox"
+        indexes = [models.Index(fields=["seq"], name="eventoutbox_undelivered", condition=Q(delivered=False))]
+
+    def __str__(self) -> str:
+        return f"events {self.seq}-{self.last_seq}"
+
+
 class DepthOutbox(models.Model):
     """Depth diff messages, committed with their batch and delivered to Kafka like ``trading.Outbox``.
 
-    A table of their own because ``trading.Outbox.seq`` is the engine's event sequence,
+    A table of their own because the event outbox is keyed by the engine's event sequence,
     which depth messages (one per market per batch) are not part of (docs/adr/0002).
     """
 

@@ -4,8 +4,9 @@ For a batch of applied commands it writes the operation log rows (accepted
 commands only: a refused command changes nothing, docs/adr/0002), the orders
 (inserted when created in this batch, else updated, from the last event of each
 order), the deals, the balances (the last state of each (user, asset)), the
-ledger rows (balance events whose change is not 0), the outbox rows (one per
-engine event, ``seq`` = event seq), the depth diff messages, the counters and,
+ledger rows (balance events whose change is not 0), the outbox rows (the
+Kafka messages of the batch's events, up to ``OUTBOX_CHUNK`` per row, ``seq`` =
+the first event's seq), the depth diff messages, the counters and,
 when an operator command changed them, the market configuration. Nothing here
 decides anything: it turns the engine's events into rows.
 
@@ -16,6 +17,7 @@ PostgreSQL: no float and no ``Decimal`` arithmetic on the way.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,6 +31,8 @@ from matcher.engine.events import CANCELLED, EXPIRED, FILLED, NEW, SELF_TRADE
 from matcher.service.state import STATE_ID, ms_to_dt
 
 SCHEMA_VERSION = 1
+#: Events (Kafka messages) per matcher_eventoutbox row.
+OUTBOX_CHUNK = 1000
 _STATUS = {FILLED: "filled", CANCELLED: "cancelled", EXPIRED: "expired", SELF_TRADE: "self_trade"}
 
 
@@ -73,6 +77,11 @@ class Persister:
                        "balance": f"{topic_prefix}balances", "depth": f"{topic_prefix}depth"}
         self.asset_ids: dict[str, int] = {}
         self.market_ids: dict[str, int] = {}
+        # where the time goes (logged at shutdown, printed by bench/matcher_e2e.py)
+        self.build_seconds = 0.0
+        self.db_seconds = 0.0
+        self.rows = 0
+        self.sections: dict[str, float] = {}
         self.refresh_ids()
 
     def refresh_ids(self) -> None:
@@ -83,6 +92,7 @@ class Persister:
 
     def write(self, b: Batch) -> None:
         """Write the batch in one transaction and commit; raises on any failure (the caller must crash)."""
+        t0 = time.perf_counter()
         now = ms_to_dt(b.time_ms)
         dts = {b.time_ms: now}
 
@@ -97,7 +107,7 @@ class Persister:
         market_ids = self.market_ids
         topics = self.topics
 
-        outbox: list[tuple[int, str, str, str]] = []
+        messages: list[str] = []  # "topic\tkey\tmessage JSON", in event seq order
         ledger: list[tuple[Any, ...]] = []
         balances: dict[tuple[int, str], tuple[int, int, datetime, str, str]] = {}
         last_order: dict[int, tuple[OrderEvent, dict[str, Any]]] = {}
@@ -108,28 +118,25 @@ class Persister:
             if type(ev) is BalanceEvent:
                 user = ev.user
                 aid = asset_ids[ev.asset.name]
-                outbox.append((ev.seq, topics["balance"], str(user),
-                               dumps({"v": SCHEMA_VERSION, "type": "balance", "seq": ev.seq, "time": ev.time,
-                                      "data": d})))
+                messages.append(f"{topics['balance']}\t{user}\t" + dumps(
+                    {"v": SCHEMA_VERSION, "type": "balance", "seq": ev.seq, "time": ev.time, "data": d}))
                 balances[(user, ev.asset.name)] = (user, aid, dt(ev.time), d["available"], d["frozen"])
                 if ev.change:
                     total = format_units(ev.available + ev.frozen, ev.asset.prec)
                     ledger.append((user, aid, ev.business, d["business_id"], d["change"], total,
-                                   dumps(ev.detail or {}), ev.seq, dt(ev.time)))
+                                   dumps(ev.detail) if ev.detail else "{}", ev.seq, dt(ev.time)))
             elif type(ev) is OrderEvent:
                 od = d["order"]
-                outbox.append((ev.seq, topics["order"], str(od["user"]),
-                               dumps({"v": SCHEMA_VERSION, "type": "order", "seq": ev.seq, "time": ev.time,
-                                      "data": d})))
+                messages.append(f"{topics['order']}\t{od['user']}\t" + dumps(
+                    {"v": SCHEMA_VERSION, "type": "order", "seq": ev.seq, "time": ev.time, "data": d}))
                 oid = ev.order.id
                 if ev.event == NEW:
                     new_orders.add(oid)
                 last_order[oid] = (ev, od)
             else:
                 assert type(ev) is DealEvent
-                outbox.append((ev.seq, topics["deal"], d["market"],
-                               dumps({"v": SCHEMA_VERSION, "type": "deal", "seq": ev.seq, "time": ev.time,
-                                      "data": d})))
+                messages.append(f"{topics['deal']}\t{d['market']}\t" + dumps(
+                    {"v": SCHEMA_VERSION, "type": "deal", "seq": ev.seq, "time": ev.time, "data": d}))
                 deals.append((ev.id, market_ids[d["market"]], d["price"], d["amount"], d["quote_amount"],
                               ev.maker_order_id, ev.taker_order_id, ev.maker_user, ev.taker_user,
                               d["maker_fee"], d["taker_fee"], ev.taker_side, dt(ev.time)))
@@ -157,18 +164,39 @@ class Persister:
                 upd_status.append(status)
                 upd_time.append(dt(od["updated_at"]))
 
+        # One outbox row per run of up to OUTBOX_CHUNK consecutive events, one message per line: text, so
+        # PostgreSQL neither parses nor indexes each message (docs/adr/0002). Event seqs are consecutive.
+        outbox: list[tuple[int, int, str]] = []
+        first_seq = b.events[0].seq if b.events else 0
+        for i in range(0, len(messages), OUTBOX_CHUNK):
+            chunk = messages[i:i + OUTBOX_CHUNK]
+            outbox.append((first_seq + i, first_seq + i + len(chunk) - 1, "\n".join(chunk)))
+
+        t1 = time.perf_counter()
+        self.build_seconds += t1 - t0
+        self.rows += len(b.ops) + len(inserts) + len(upd_id) + len(deals) + len(balances) + len(ledger) + len(messages)
         conn = self.conn
+        sections = self.sections
+        last = [t1]
+
+        def mark(name: str) -> None:
+            t = time.perf_counter()
+            sections[name] = sections.get(name, 0.0) + t - last[0]
+            last[0] = t
+
         with conn.transaction(), conn.cursor() as cur:
             if b.ops:
                 with cur.copy("COPY trading_operation (seq, time, method, params) FROM STDIN") as cp:
                     for seq, method, params in b.ops:
                         cp.write_row((seq, now, method, dumps(params)))
+            mark("oplog")
             if inserts:
                 with cur.copy("COPY trading_order (id, user_id, market_id, side, type, time_in_force, post_only,"
                               " price, amount, quote_amount, filled_amount, filled_quote, fee, fee_asset_id,"
                               " status, client_order_id, created_at, updated_at) FROM STDIN") as cp:
                     for row in inserts:
                         cp.write_row(row)
+            mark("order_insert")
             if upd_id:
                 cur.execute(
                     "UPDATE trading_order o SET filled_amount = u.fa, filled_quote = u.fq, fee = u.fee,"
@@ -176,16 +204,19 @@ class Persister:
                     " %s::text[]::numeric[], %s::text[]::numeric[], %s::text[], %s::timestamptz[])"
                     " AS u(id, fa, fq, fee, st, ut) WHERE o.id = u.id",
                     (upd_id, upd_filled, upd_fq, upd_fee, upd_status, upd_time))
+            mark("order_update")
             if b.stps:
                 with cur.copy("COPY matcher_orderstp (order_id, stp) FROM STDIN") as cp:
                     for row in b.stps:
                         cp.write_row(row)
+            mark("stp")
             if deals:
                 with cur.copy("COPY trading_deal (id, market_id, price, amount, quote_amount, maker_order_id,"
                               " taker_order_id, maker_user_id, taker_user_id, maker_fee, taker_fee, taker_side, time)"
                               " FROM STDIN") as cp:
                     for row in deals:
                         cp.write_row(row)
+            mark("deals")
             if balances:
                 users, aids, times, avail, frozen = zip(*balances.values(), strict=True)
                 cur.execute(
@@ -195,21 +226,25 @@ class Persister:
                     " ON CONFLICT (user_id, asset_id) DO UPDATE SET available = EXCLUDED.available,"
                     " frozen = EXCLUDED.frozen, updated_at = EXCLUDED.updated_at",
                     (list(users), list(aids), list(avail), list(frozen), list(times)))
+            mark("balances")
             if ledger:
                 with cur.copy("COPY trading_balancehistory (user_id, asset_id, business, business_id, change,"
                               " balance, detail, seq, time) FROM STDIN") as cp:
                     for row in ledger:
                         cp.write_row(row)
+            mark("ledger")
             if outbox:
-                with cur.copy("COPY trading_outbox (seq, topic, key, payload, delivered, created_at)"
+                with cur.copy("COPY matcher_eventoutbox (seq, last_seq, payload, delivered, created_at)"
                               " FROM STDIN") as cp:
-                    for seq, topic, key, payload in outbox:
-                        cp.write_row((seq, topic, key, payload, False, now))
+                    for seq, last_seq, payload in outbox:
+                        cp.write_row((seq, last_seq, payload, False, now))
+            mark("outbox")
             if b.depth:
                 with cur.copy("COPY matcher_depthoutbox (market, depth_seq, payload, delivered, created_at)"
                               " FROM STDIN") as cp:
                     for market, depth_seq, payload in b.depth:
                         cp.write_row((market, depth_seq, payload, False, now))
+            mark("depth")
             for name, (status, maker, taker) in b.market_rows.items():
                 cur.execute("UPDATE markets_market SET status = %s, maker_fee = %s::numeric, taker_fee = %s::numeric"
                             " WHERE name = %s", (status, maker, taker, name))
@@ -229,3 +264,6 @@ class Persister:
                 sets += ", config = %s::jsonb"
                 args.append(dumps(b.config))
             cur.execute(f"UPDATE matcher_matcherstate SET {sets} WHERE id = %s", (*args, STATE_ID))
+            mark("state")
+        mark("commit")
+        self.db_seconds += time.perf_counter() - t1

@@ -1,6 +1,7 @@
 """The outbox relay: committed events from PostgreSQL to Kafka, at least once, in order per key.
 
-It reads undelivered rows of ``trading_outbox`` (in event ``seq`` order) and
+It reads undelivered rows of ``matcher_eventoutbox`` (in event ``seq`` order;
+each row holds the messages of a run of consecutive events) and
 ``matcher_depthoutbox`` (in id order), produces them with an idempotent
 confluent-kafka producer (``acks=all``), waits for the delivery reports and
 marks exactly the delivered rows. A row whose delivery failed stays undelivered
@@ -18,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 import psycopg
@@ -25,10 +27,10 @@ from confluent_kafka import KafkaError, Producer
 
 log = logging.getLogger("matcher.relay")
 
+
 #: pg_advisory_lock key of the relay ("cgrelay" in ASCII).
 RELAY_LOCK = 0x6367_7265_6C61_79
-EVENT_QUERY = ("SELECT seq, topic, key, payload::text FROM trading_outbox WHERE delivered = false"
-               " ORDER BY seq LIMIT %s")
+EVENT_QUERY = ("SELECT seq, payload FROM matcher_eventoutbox WHERE delivered = false ORDER BY seq LIMIT %s")
 DEPTH_QUERY = ("SELECT id, %s || 'depth', market, payload::text FROM matcher_depthoutbox WHERE delivered = false"
                " ORDER BY id LIMIT %s")
 
@@ -40,11 +42,13 @@ class OutboxRelay:
         self.bootstrap = bootstrap
         self.topic_prefix = topic_prefix
         self.batch = batch
+        self.batch_rows = max(1, batch // 100)  # event outbox rows hold up to 1000 events each
         self.message_timeout_ms = message_timeout_ms
         self.idle_wait = idle_wait
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.delivered = 0
+        self.more = False
         self._producer: Producer | None = None
         self._fatal = False
 
@@ -97,7 +101,7 @@ class OutboxRelay:
         for produced, (row_id, topic, key, payload) in enumerate(rows, 1):
             while True:
                 try:
-                    producer.produce(topic, key=key.encode(), value=payload.encode(), on_delivery=report(row_id))
+                    producer.produce(topic, key=key, value=payload, on_delivery=report(row_id))
                     break
                 except BufferError:
                     producer.poll(0.1)
@@ -119,14 +123,25 @@ class OutboxRelay:
     # ------------------------------------------------------------ loop
 
     def run_once(self, conn: psycopg.Connection[Any]) -> tuple[int, int]:
-        """One round over both outboxes; returns (delivered, failed)."""
+        """One round over both outboxes; returns (delivered, failed). ``self.more``: a backlog remains."""
         delivered = failed = 0
-        events = conn.execute(EVENT_QUERY, (self.batch,)).fetchall()
-        if events:
-            ok, bad = self._send(events)
-            if ok:
-                conn.execute("UPDATE trading_outbox SET delivered = true, delivered_at = now()"
-                             " WHERE seq = ANY(%s)", (ok,))
+        rows = conn.execute(EVENT_QUERY, (self.batch_rows,)).fetchall()
+        if rows:
+            # each row holds a run of consecutive events, one "topic<TAB>key<TAB>message" per line
+            wanted: dict[int, int] = {}
+            messages = []
+            for seq, payload in rows:
+                lines = payload.split("\n")
+                wanted[seq] = len(lines)
+                for line in lines:
+                    topic, key, message = line.split("\t", 2)
+                    messages.append((seq, topic, key, message))
+            ok, bad = self._send(messages)
+            got = Counter(ok)
+            done = [seq for seq, n in wanted.items() if got[seq] == n]
+            if done:
+                conn.execute("UPDATE matcher_eventoutbox SET delivered = true, delivered_at = now()"
+                             " WHERE seq = ANY(%s)", (done,))
             delivered += len(ok)
             failed += bad
         depth = conn.execute(DEPTH_QUERY, (self.topic_prefix, self.batch)).fetchall()
@@ -138,6 +153,7 @@ class OutboxRelay:
             delivered += len(ok)
             failed += bad
         self.delivered += delivered
+        self.more = len(rows) == self.batch_rows or len(depth) == self.batch
         return delivered, failed
 
     def run(self) -> None:
@@ -156,7 +172,7 @@ class OutboxRelay:
                             backoff = min(backoff * 2, 5.0)
                             continue
                         backoff = 0.5
-                        if delivered < self.batch:
+                        if not self.more:
                             self.wake.wait(self.idle_wait)
                             self.wake.clear()
             except psycopg.OperationalError as exc:

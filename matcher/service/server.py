@@ -462,8 +462,11 @@ async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, ba
         relay.stopping.set()
         relay.wake.set()
         relay_thread.join(15)
-    log.info("matcher stopped: %d batches, %d commands, apply %.1fs, commit %.1fs", core.batches, core.commands,
-             core.apply_seconds, core.commit_seconds)
+    log.info("matcher stopped: %d batches, %d commands, apply %.1fs, commit %.1fs (rows built in %.1fs, "
+             "%d rows written in %.1fs)", core.batches, core.commands, core.apply_seconds, core.commit_seconds,
+             persister.build_seconds, persister.rows, persister.db_seconds)
+    log.info("database time by part: %s", ", ".join(f"{k} {v:.2f}s" for k, v in
+                                                    sorted(persister.sections.items(), key=lambda kv: -kv[1])))
     await read_conn.close()
     write_conn.close()
     lock_conn.close()

@@ -30,7 +30,7 @@ def counts() -> dict[str, int]:
     with connection.cursor() as cur:
         out = {}
         for table in ("trading_operation", "trading_order", "trading_deal", "trading_balance",
-                      "trading_balancehistory", "trading_outbox", "matcher_depthoutbox"):
+                      "trading_balancehistory", "matcher_eventoutbox", "matcher_depthoutbox"):
             cur.execute(f"SELECT count(*) FROM {table}")
             out[table] = cur.fetchone()[0]
     return out
@@ -61,10 +61,21 @@ def conservation_differences() -> list[str]:
     return out
 
 
-def outbox_seqs() -> list[int]:
+def outbox_messages() -> list[tuple[str, str, dict[str, Any]]]:
+    """Every (topic, key, message) in the event outbox, in order (a row holds a run of events, a line each)."""
     with connection.cursor() as cur:
-        cur.execute("SELECT seq FROM trading_outbox ORDER BY seq")
-        return [r[0] for r in cur.fetchall()]
+        cur.execute("SELECT payload FROM matcher_eventoutbox ORDER BY seq")
+        rows = [r[0] for r in cur.fetchall()]
+    out = []
+    for payload in rows:
+        for line in payload.split("\n"):
+            topic, key, message = line.split("\t", 2)
+            out.append((topic, key, json.loads(message)))
+    return out
+
+
+def outbox_seqs() -> list[int]:
+    return [m["seq"] for _, _, m in outbox_messages()]
 
 
 def read_topics(prefix: str, kinds: tuple[str, ...] = ("orders", "deals", "balances"), *,

@@ -17,7 +17,7 @@ from tests.matcher.helpers import read_topics
 
 def _undelivered() -> int:
     with connection.cursor() as cur:
-        cur.execute("SELECT (SELECT count(*) FROM trading_outbox WHERE NOT delivered)"
+        cur.execute("SELECT (SELECT count(*) FROM matcher_eventoutbox WHERE NOT delivered)"
                     " + (SELECT count(*) FROM matcher_depthoutbox WHERE NOT delivered)")
         return cur.fetchone()[0]
 
@@ -53,7 +53,7 @@ def test_trading_continues_while_kafka_is_down(matcher_factory, eth_usdt, alice,
         c.update_balance(bob.id, "ETH", "deposit", "b", "100")
         _trade(c, alice, bob, 5, 2000)
         _wait_delivered(30)
-        delivered_seq = _last("SELECT max(seq) FROM trading_outbox")
+        delivered_seq = _last("SELECT max(last_seq) FROM matcher_eventoutbox")
         delivered_depth = _last("SELECT max(depth_seq) FROM matcher_depthoutbox")
 
         kafka.stop()
@@ -62,7 +62,7 @@ def test_trading_continues_while_kafka_is_down(matcher_factory, eth_usdt, alice,
         kafka = start_kafka(tmp_path / "kafka-2", port)  # same address, empty broker
         _trade(c, alice, bob, 5, 2020)
 
-        last_seq = _last("SELECT max(seq) FROM trading_outbox")
+        last_seq = _last("SELECT max(last_seq) FROM matcher_eventoutbox")
         last_depth = _last("SELECT max(depth_seq) FROM matcher_depthoutbox")
         want = set(range(delivered_seq + 1, last_seq + 1))
         want_depth = set(range(delivered_depth + 1, last_depth + 1))

@@ -6,7 +6,8 @@ from decimal import Decimal
 import pytest
 
 from matcher.client import get_client
-from tests.matcher.helpers import conservation_differences, counts, outbox_seqs, tables_state
+from matcher.models import EventOutbox
+from tests.matcher.helpers import conservation_differences, counts, outbox_messages, outbox_seqs, tables_state
 from trading.models import Balance, BalanceHistory, Deal, Operation, Order, Outbox
 
 
@@ -19,7 +20,7 @@ def _trade(c, alice, bob):
     return buy, sell, mkt
 
 
-def test_trades_are_committed_row_by_row(funded):
+def test_trades_are_committed_row_by_row(funded, matcher):
     alice, bob = funded
     c = get_client()
     buy, sell, mkt = _trade(c, alice, bob)
@@ -52,7 +53,11 @@ def test_trades_are_committed_row_by_row(funded):
         "place_limit", "place_limit", "place_limit", "place_limit", "place_market"]
     seqs = outbox_seqs()
     assert seqs == list(range(1, len(seqs) + 1))
-    assert Outbox.objects.get(seq=seqs[-1]).payload["v"] == 1
+    topic, key, last = outbox_messages()[-1]
+    assert (topic, key, last["v"], last["type"], last["seq"]) == (
+        matcher.topic_prefix + "orders", str(bob.id), 1, "order", seqs[-1])
+    assert last["data"]["order"]["id"] == mkt["id"] and last["data"]["event"] == "done"
+    assert EventOutbox.objects.count() > 1 and not Outbox.objects.exists()
     assert conservation_differences() == []
     assert tables_state() == tables_state_of(c)
 

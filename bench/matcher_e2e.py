@@ -1,0 +1,366 @@
+"""End-to-end benchmark of the matcher service (prints figures; not a test).
+
+Starts ``run_matcher`` against the configured PostgreSQL and Kafka (a fresh
+database ``cryptgo_bench_<pid>`` on the configured server, dropped afterwards),
+funds users and builds a book through the matcher, then drives it with
+concurrent gRPC client processes using the batch call (``PlaceBatch``, which
+carries placements and cancels) on a realistic mix: GTC limit orders around
+the mid price (a part of them crossing, with partial fills), IOC limits, market
+buys by quote and sells by base, and cancels of the client's own open orders.
+Every figure counts only commands acknowledged after their commit.
+
+    python -m cryptgo.devservices /tmp/bench -- .venv/bin/python bench/matcher_e2e.py [--seconds 10]
+
+Prints ``acked_orders_per_sec=`` (phase 1: closed loop, as fast as it goes;
+placements + cancels acknowledged per second), then ``p50_ms=`` and ``p99_ms=``
+(phase 2: open loop at ``--rate`` commands/s, latency of each command from the
+moment it was due to its acknowledgement, client-side batching wait included),
+and where the CPU time went (matcher apply vs commit, PostgreSQL, clients).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MARKET = "ETH_USDT"
+MID = 200_000  # price ticks (2000.00)
+
+
+# ---------------------------------------------------------------- client processes (no Django)
+
+
+class Mix:
+    """The command mix of one client: its users, its open orders, a seeded RNG."""
+
+    def __init__(self, users: list[int], seed: int) -> None:
+        self.users = users
+        self.rng = random.Random(seed)
+        self.open: list[tuple[int, int]] = []
+
+    def command(self):  # -> pb.PlaceOne
+        from matcher.proto import matcher_pb2 as pb
+
+        rng = self.rng
+        r = rng.random()
+        if r < 0.30 and self.open:
+            user, oid = self.open.pop(rng.randrange(len(self.open)))
+            return pb.PlaceOne(cancel=pb.CancelRequest(user=user, market=MARKET, order_id=oid))
+        user = rng.choice(self.users)
+        side = "buy" if rng.random() < 0.5 else "sell"
+        if r < 0.35:
+            amount = f"{rng.randint(50, 1000)}.00" if side == "buy" else f"0.{rng.randint(100, 5000):04d}"
+            return pb.PlaceOne(market=pb.PlaceMarketRequest(user=user, market=MARKET, side=side, amount=amount))
+        # limits around the mid: about one in six crosses the spread
+        offset = rng.randint(-40, 400)
+        ticks = MID - offset if side == "buy" else MID + offset
+        tif = "IOC" if r < 0.42 else "GTC"
+        price = f"{ticks // 100}.{ticks % 100:02d}"
+        return pb.PlaceOne(limit=pb.PlaceLimitRequest(user=user, market=MARKET, side=side, price=price,
+                                                      amount=f"0.{rng.randint(100, 9999):04d}", tif=tif))
+
+    def note(self, results, items) -> tuple[int, int]:
+        """Remember open orders for later cancels; returns (acked, refused)."""
+        acked = refused = 0
+        for res, item in zip(results, items, strict=True):
+            if res.reason:
+                refused += 1
+                continue
+            acked += 1
+            if not item.HasField("cancel") and res.order.status == "open":
+                self.open.append((res.order.user, res.order.id))
+        if len(self.open) > 5000:
+            del self.open[:1000]
+        return acked, refused
+
+
+def _channel(addr: str):
+    import grpc
+
+    return grpc.insecure_channel(addr, options=[("grpc.max_receive_message_length", 64 << 20),
+                                                ("grpc.max_send_message_length", 64 << 20)])
+
+
+def closed_loop_worker(addr: str, users: list[int], seed: int, batch: int, inflight: int, seconds: float,
+                       out: mp.Queue) -> None:
+    """As fast as it goes: ``inflight`` batch calls of ``batch`` commands kept in flight."""
+    from matcher.proto import matcher_pb2 as pb
+    from matcher.proto import matcher_pb2_grpc as pb_grpc
+
+    stub = pb_grpc.MatcherStub(_channel(addr))
+    mix = Mix(users, seed)
+    lock = threading.Lock()
+    done = threading.Semaphore(0)
+    stats = {"acked": 0, "refused": 0, "rtt": []}
+    deadline = time.monotonic() + seconds
+
+    def send() -> None:
+        items = [mix.command() for _ in range(batch)]
+        t0 = time.monotonic()
+        fut = stub.PlaceBatch.future(pb.PlaceBatchRequest(orders=items), timeout=60)
+
+        def on_done(f) -> None:
+            rtt = time.monotonic() - t0
+            with lock:
+                a, r = mix.note(f.result().results, items)
+                stats["acked"] += a
+                stats["refused"] += r
+                stats["rtt"].append(rtt)
+            done.release()
+
+        fut.add_done_callback(on_done)
+
+    t_start = time.monotonic()
+    for _ in range(inflight):
+        with lock:
+            send()
+    while time.monotonic() < deadline:
+        done.acquire()
+        with lock:
+            send()
+    for _ in range(inflight):
+        done.acquire()
+    elapsed = time.monotonic() - t_start
+    out.put({"acked": stats["acked"], "refused": stats["refused"], "rtt": stats["rtt"], "elapsed": elapsed,
+             "cpu": time.process_time()})
+
+
+def open_loop_worker(addr: str, users: list[int], seed: int, rate: float, seconds: float, tick: float,
+                     out: mp.Queue) -> None:
+    """Commands fall due at ``rate``/s; every ``tick`` the due ones go out in one batch call (not waiting
+    for earlier calls). Latency = acknowledgement time - due time."""
+    from matcher.proto import matcher_pb2 as pb
+    from matcher.proto import matcher_pb2_grpc as pb_grpc
+
+    stub = pb_grpc.MatcherStub(_channel(addr))
+    mix = Mix(users, seed)
+    lock = threading.Lock()
+    latencies: list[float] = []
+    pending = [0]
+    counts = {"acked": 0, "refused": 0}
+    t0 = time.monotonic() + 0.2
+    n_total = int(rate * seconds)
+    sent = 0
+    while sent < n_total:
+        now = time.monotonic()
+        due = min(n_total, int((now - t0) * rate) + 1) if now >= t0 else 0
+        if due > sent:
+            with lock:
+                items = [mix.command() for _ in range(due - sent)]
+            due_times = [t0 + (sent + i) / rate for i in range(due - sent)]
+            sent = due
+            fut = stub.PlaceBatch.future(pb.PlaceBatchRequest(orders=items), timeout=60)
+            with lock:
+                pending[0] += 1
+
+            def on_done(f, items=items, due_times=due_times) -> None:
+                t = time.monotonic()
+                with lock:
+                    a, r = mix.note(f.result().results, items)
+                    counts["acked"] += a
+                    counts["refused"] += r
+                    latencies.extend(t - d for d in due_times)
+                    pending[0] -= 1
+
+            fut.add_done_callback(on_done)
+        time.sleep(tick)
+    for _ in range(6000):  # bounded wait for the last answers (60 s)
+        with lock:
+            if pending[0] == 0:
+                break
+        time.sleep(0.01)
+    out.put({"latencies": latencies, "elapsed": time.monotonic() - t0, "cpu": time.process_time(), **counts})
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p / 100 * len(values)))]
+
+
+def cpu_of(pids: list[int]) -> float:
+    """User + system CPU seconds of the processes (from /proc; gone processes count 0)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def run_workers(target, args_list) -> list[dict]:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args, q)) for args in args_list]
+    for p in procs:
+        p.start()
+    results = [q.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(30)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="phase 1 duration")
+    parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument("--batch", type=int, default=500, help="commands per PlaceBatch call (phase 1)")
+    parser.add_argument("--inflight", type=int, default=2, help="calls in flight per client (phase 1)")
+    parser.add_argument("--rate", type=float, default=5000.0, help="phase 2 commands/s (all clients)")
+    parser.add_argument("--latency-seconds", type=float, default=8.0, help="phase 2 duration")
+    parser.add_argument("--tick", type=float, default=0.002, help="phase 2 client batching interval (s)")
+    parser.add_argument("--users", type=int, default=400)
+    parser.add_argument("--book", type=int, default=2000, help="resting orders placed before the run")
+    parser.add_argument("--no-relay", action="store_true", help="do not run the outbox relay in the matcher")
+    parser.add_argument("--keep-db", action="store_true")
+    args = parser.parse_args()
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cryptgo.settings")
+    os.environ.setdefault("SECRET_KEY", "bench-only")
+    import psycopg
+
+    base_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:54329/cryptgo")
+    dbname = f"cryptgo_bench_{os.getpid()}"
+    admin_url = base_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+    os.environ["DATABASE_URL"] = base_url.rsplit("/", 1)[0] + "/" + dbname
+    matcher = None
+    try:
+        import django
+
+        django.setup()
+        from django.contrib.auth import get_user_model
+        from django.core.management import call_command
+
+        from cryptgo.devservices import free_port
+        from markets.models import Asset, Market
+
+        call_command("migrate", verbosity=0)
+        eth = Asset.objects.create(symbol="ETH", name="Ether", decimals=18)
+        usdt = Asset.objects.create(symbol="USDT", name="Tether", decimals=6)
+        Market.objects.create(name=MARKET, base=eth, quote=usdt, price_precision=2, amount_precision=4,
+                              min_amount="0.001", min_notional="1", maker_fee="0.001", taker_fee="0.002")
+        User = get_user_model()
+        User.objects.bulk_create([User(email=f"bench{i}@example.com", password="!") for i in range(args.users)])
+        users = list(User.objects.filter(email__startswith="bench").values_list("id", flat=True))
+
+        addr = f"127.0.0.1:{free_port()}"
+        log_path = Path(f"/tmp/matcher-bench-{os.getpid()}.log")
+        env = {**os.environ, "MATCHER_GRPC_ADDR": addr, "KAFKA_TOPIC_PREFIX": f"bench{os.getpid()}.",
+               "MATCHER_OUTBOX_RELAY": "false" if args.no_relay else "true", "LOG_LEVEL": "INFO"}
+        with open(log_path, "wb") as log:
+            matcher = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "run_matcher"], cwd=ROOT, env=env,
+                                       stdout=log, stderr=subprocess.STDOUT)
+        from matcher.client import MatcherClient, limit_request
+
+        client = MatcherClient(addr, timeout=60)
+        client.wait_ready(60)
+        for u in users:
+            client.update_balance(u, "USDT", "deposit", f"bench-usdt-{u}", "1000000000")
+            client.update_balance(u, "ETH", "deposit", f"bench-eth-{u}", "1000000")
+        rng = random.Random(1)
+        book = []
+        for i in range(args.book):
+            side = "buy" if i % 2 else "sell"
+            ticks = MID - rng.randint(50, 4000) if side == "buy" else MID + rng.randint(50, 4000)
+            book.append(limit_request(rng.choice(users), MARKET, side, f"{ticks // 100}.{ticks % 100:02d}",
+                                      f"0.{rng.randint(100, 9999):04d}"))
+        for i in range(0, len(book), 500):
+            client.place_batch(book[i:i + 500])
+        print(f"setup: {len(users)} users funded, {args.book} resting orders; matcher at {addr}", flush=True)
+        share = [users[i::args.clients] for i in range(args.clients)]
+
+        # phase 1: throughput
+        pg = postgres_pids()
+        cpu0 = {"matcher": cpu_of([matcher.pid]), "postgres": cpu_of(pg)}
+        t0 = time.monotonic()
+        res = run_workers(closed_loop_worker, [(addr, share[i], 100 + i, args.batch, args.inflight, args.seconds)
+                                               for i in range(args.clients)])
+        wall = time.monotonic() - t0
+        acked = sum(r["acked"] for r in res)
+        refused = sum(r["refused"] for r in res)
+        elapsed = max(r["elapsed"] for r in res)
+        rtts = [x for r in res for x in r["rtt"]]
+        cpu1 = {"matcher": cpu_of([matcher.pid]), "postgres": cpu_of(pg)}
+        print(f"acked_orders_per_sec={acked / elapsed:.0f}", flush=True)
+        print(f"  phase 1: {acked} commands acknowledged ({refused} refused) in {elapsed:.1f}s by {args.clients} "
+              f"clients, batches of {args.batch}, {args.inflight} in flight each; batch round trip "
+              f"p50 {pct(rtts, 50) * 1000:.0f} ms, p99 {pct(rtts, 99) * 1000:.0f} ms")
+        print(f"  phase 1 CPU seconds over {wall:.1f}s wall: matcher {cpu1['matcher'] - cpu0['matcher']:.1f}, "
+              f"postgres {cpu1['postgres'] - cpu0['postgres']:.1f}, clients {sum(r['cpu'] for r in res):.1f}")
+
+        # phase 2: latency at a fixed rate
+        cpu0 = {"matcher": cpu_of([matcher.pid]), "postgres": cpu_of(pg)}
+        res = run_workers(open_loop_worker, [(addr, share[i], 200 + i, args.rate / args.clients,
+                                              args.latency_seconds, args.tick) for i in range(args.clients)])
+        lat = [x for r in res for x in r["latencies"]]
+        acked2 = sum(r["acked"] for r in res)
+        elapsed2 = max(r["elapsed"] for r in res)
+        cpu1 = {"matcher": cpu_of([matcher.pid]), "postgres": cpu_of(pg)}
+        print(f"p50_ms={pct(lat, 50) * 1000:.1f}")
+        print(f"p99_ms={pct(lat, 99) * 1000:.1f}")
+        print(f"  phase 2: {len(lat)} commands due at {args.rate:.0f}/s, {acked2} acknowledged in {elapsed2:.1f}s "
+              f"({acked2 / elapsed2:.0f}/s); max {max(lat) * 1000 if lat else 0:.0f} ms; client batching every "
+              f"{args.tick * 1000:.0f} ms")
+        print(f"  phase 2 CPU seconds: matcher {cpu1['matcher'] - cpu0['matcher']:.1f}, "
+              f"postgres {cpu1['postgres'] - cpu0['postgres']:.1f}, clients {sum(r['cpu'] for r in res):.1f}",
+              flush=True)
+        with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+            row = conn.execute("SELECT (SELECT count(*) FROM trading_order), (SELECT count(*) FROM trading_deal),"
+                               " (SELECT coalesce(sum(last_seq - seq + 1), 0) FROM matcher_eventoutbox),"
+                               " (SELECT coalesce(sum(last_seq - seq + 1), 0) FROM matcher_eventoutbox"
+                               " WHERE NOT delivered)").fetchone()
+        print(f"  tables: {row[0]} orders, {row[1]} deals, {row[2]} events in the outbox ({row[3]} not yet "
+              f"delivered to Kafka)")
+    finally:
+        if matcher is not None:
+            matcher.send_signal(signal.SIGTERM)
+            try:
+                matcher.wait(60)
+            except subprocess.TimeoutExpired:
+                matcher.kill()
+            for line in log_path.read_text().splitlines():
+                if "matcher stopped" in line or "database time by part" in line:
+                    print("  matcher: " + line.split("matcher: ", 1)[-1])
+        if not args.keep_db:
+            from django.db import connections
+
+            connections.close_all()
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
