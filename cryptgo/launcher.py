@@ -59,7 +59,13 @@ def exchange_processes(env: dict[str, str]) -> list[Proc]:
     return [
         # the matcher first: the web tier's writes go through it
         Proc("matcher", [py, str(BASE_DIR / "manage.py"), "run_matcher"]),
-        Proc("web", [py, "-m", "daphne", "-b", HOST, "-p", web_port, "cryptgo.asgi:application"]),
+        # uvicorn, not daphne: its websocket send waits while a client does not read, which is how the
+        # feed notices a slow client and cuts it off (docs/adr/0005-market-data-and-websocket-feed.md)
+        Proc("web", [py, "-m", "uvicorn", "cryptgo.asgi:application", "--host", HOST, "--port", web_port,
+                     "--ws", "websockets-sansio", "--ws-max-size", "65536", "--lifespan", "off"]),
+        # market data into Redis (and public websocket pushes); private pushes per user
+        Proc("marketdata", [py, str(BASE_DIR / "manage.py"), "run_marketdata"]),
+        Proc("stream-relay", [py, str(BASE_DIR / "manage.py"), "run_stream_relay"]),
     ] + wallet_processes(env)
 
 

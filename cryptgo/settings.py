@@ -215,6 +215,7 @@ MARKETDATA_KLINE_KEEP = envint("MARKETDATA_KLINE_KEEP", 10080)  # candles kept p
 MARKETDATA_TICKER_REFRESH_SECONDS = envint("MARKETDATA_TICKER_REFRESH_SECONDS", 5)  # 24h window slides
 MARKETDATA_RESYNC_LEVELS = envint("MARKETDATA_RESYNC_LEVELS", 10000)  # book levels fetched after a gap
 STREAM_RELAY_KAFKA_GROUP = env("STREAM_RELAY_KAFKA_GROUP", "cryptgo-stream-relay")
+STREAM_RELAY_MAX_AGE_SECONDS = envint("STREAM_RELAY_MAX_AGE_SECONDS", 60)  # older events are not pushed
 WS_MAX_SUBSCRIPTIONS = envint("WS_MAX_SUBSCRIPTIONS", 100)  # per connection
 WS_MAX_MESSAGE_BYTES = envint("WS_MAX_MESSAGE_BYTES", 4096)  # a larger request gets an error reply
 WS_SEND_QUEUE = envint("WS_SEND_QUEUE", 1000)  # pushes waiting for a slow client before it is cut off

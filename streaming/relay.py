@@ -6,9 +6,11 @@ per event. Items carry the event ``seq``; the websocket consumer drops one it
 has already pushed, since Kafka delivery is at least once. Public market data
 is pushed by ``run_marketdata`` after it updated Redis (docs/adr), not here.
 
-The consumer group starts at the latest offsets: a live feed has no use for
-events older than the relay's first start; after a restart it resumes from
-its committed offsets, so a short outage is caught up.
+The consumer group starts at the earliest offsets (so the first events after
+a fresh install are not lost while the group forms) but skips events older
+than ``STREAM_RELAY_MAX_AGE_SECONDS``: a live feed has no use for them, and a
+new group name does not replay history into users' sockets. After a restart
+it resumes from its committed offsets, so a short outage is caught up.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -28,10 +31,15 @@ from streaming.kafka import Event, decode, make_consumer, topic
 log = logging.getLogger(__name__)
 
 
-def private_messages(events: Iterable[Event]) -> dict[int, dict[str, Any]]:
-    """Group message per user id for a batch of order and balance events (in event order)."""
+def private_messages(events: Iterable[Event], oldest_ms: int = 0) -> dict[int, dict[str, Any]]:
+    """Group message per user id for a batch of order and balance events (in event order).
+
+    Events with a time before ``oldest_ms`` are left out.
+    """
     items: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for ev in events:
+        if ev.time < oldest_ms:
+            continue
         data = ev.data
         try:
             if ev.kind == "orders":
@@ -56,7 +64,7 @@ def run(stop: threading.Event, *, group_id: str | None = None, batch_size: int =
     from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
 
     layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)  # our own: its pools live on our loop
-    consumer = make_consumer(group_id or settings.STREAM_RELAY_KAFKA_GROUP, "latest",
+    consumer = make_consumer(group_id or settings.STREAM_RELAY_KAFKA_GROUP, "earliest",
                              **{"enable.auto.commit": True, "auto.commit.interval.ms": 1000})
 
     def assigned(c: Any, partitions: list[Any]) -> None:
@@ -70,7 +78,8 @@ def run(stop: threading.Event, *, group_id: str | None = None, batch_size: int =
             messages = consumer.consume(batch_size, poll_seconds)
             events = [e for e in map(decode, messages) if e is not None]
             if events:
-                loop.run_until_complete(_send_all(layer, private_messages(events)))
+                oldest = int(time.time() * 1000) - settings.STREAM_RELAY_MAX_AGE_SECONDS * 1000
+                loop.run_until_complete(_send_all(layer, private_messages(events, oldest)))
     finally:
         consumer.close()
         if hasattr(layer, "close_pools"):

@@ -26,7 +26,6 @@ from websockets.sync.client import ClientConnection, connect
 
 from cryptgo.devservices import free_port
 from tests.marketdata import conftest as md_fixtures
-from tests.marketdata.conftest import EventProducer, wait_for
 from tests.matcher.fixtures import database_url_for_tests
 
 # The market-data fixtures, shared: Redis keyspace, per-test topics, a contract-(C) producer, run_marketdata.
@@ -57,7 +56,10 @@ class Server:
 
 
 def start_server(log_dir: Path, **env: str) -> Server:
-    """uvicorn serving cryptgo.asgi on the test database, with the current Redis/Kafka/matcher settings."""
+    """uvicorn serving cryptgo.asgi on the test database, with the current Redis/Kafka/matcher settings.
+
+    The same flags as the launcher's web process (cryptgo/launcher.py).
+    """
     port = free_port()
     log = log_dir / f"uvicorn-{port}.log"
     full_env = {
@@ -72,7 +74,8 @@ def start_server(log_dir: Path, **env: str) -> Server:
     }
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "cryptgo.asgi:application", "--host", "127.0.0.1",
-                                 "--port", str(port), "--lifespan", "off", "--log-level", "warning"],
+                                 "--port", str(port), "--ws", "websockets-sansio", "--ws-max-size", "65536",
+                                 "--lifespan", "off", "--log-level", "warning"],
                                 cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     server = Server(proc, port, log)
     deadline = time.monotonic() + 60
@@ -206,33 +209,26 @@ def ws_client(ws_server) -> Iterator[Callable[..., Client]]:
 
 @pytest.fixture
 def run_relay(topics) -> Iterator[Callable[[], None]]:
-    """Start run_stream_relay's loop in a thread and wait until its partitions are assigned."""
+    """Start run_stream_relay's loop in a thread (it reads from the earliest offset, so no waiting needed)."""
     from streaming import relay
 
     started: list[tuple[threading.Thread, threading.Event, list[BaseException]]] = []
 
     def start() -> None:
-        stop, ready = threading.Event(), threading.Event()
+        stop = threading.Event()
         errors: list[BaseException] = []
 
         def target() -> None:
             try:
-                relay.run(stop, group_id=f"relay-{uuid.uuid4().hex[:8]}", on_assign=ready.set)
+                relay.run(stop, group_id=f"relay-{uuid.uuid4().hex[:8]}", poll_seconds=0.1)
             except BaseException as exc:
                 errors.append(exc)
             finally:
                 connections.close_all()
 
-        # The relay starts at the latest offsets: make sure the topics exist before it subscribes.
-        producer = EventProducer()
-        producer.send("orders", "0", "order", {"kind": "order", "event": "new", "order": {"user": 0, "market": "-"}})
-        producer.send("balances", "0", "balance", {"kind": "balance", "user": 0, "asset": "-", "available": "0",
-                                                   "frozen": "0"})
-        producer.flush()
         thread = threading.Thread(target=target, daemon=True)
         thread.start()
         started.append((thread, stop, errors))
-        wait_for(ready.is_set, what="relay partitions assigned")
 
     yield start
     for thread, stop, errors in started:

@@ -50,6 +50,12 @@ def test_bad_requests_get_error_replies_and_the_connection_stays_usable(ws_clien
     assert c.call("server.ping")["result"] == "pong"
 
 
+def test_a_frame_beyond_the_transport_limit_closes_with_1009(ws_client):
+    c = ws_client(max_size=None)
+    c.send("x" * 70_000)  # the server's --ws-max-size is 64 KiB
+    assert c.close_code() == 1009
+
+
 def test_private_methods_need_authentication(ws_client, eth_usdt, alice):
     c = ws_client()
     for method, params in (("order.subscribe", []), ("asset.subscribe", []), ("order.query", ["ETH_USDT"]),
