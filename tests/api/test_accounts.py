@@ -100,3 +100,12 @@ def test_unknown_api_path_is_json_404(api):
 def test_malformed_json_is_400(as_user, alice):
     r = as_user(alice).generic("POST", "/api/v1/auth/logout", b"{not json", content_type="application/json")
     assert_error(r, 400, "parse_error")
+
+
+def test_refresh_and_logout_validation(api, as_user, alice):
+    body = assert_error(api.post("/api/v1/auth/refresh", {}, format="json"), 400, "validation_error")
+    assert body["details"]["refresh"][0]["code"] == "required"
+    assert_error(api.post("/api/v1/auth/refresh", {"refresh": "not-a-token"}, format="json"), 401, "token_not_valid")
+    body = assert_error(as_user(alice).post("/api/v1/auth/logout", {}, format="json"), 400, "validation_error")
+    assert body["details"]["refresh"][0]["code"] == "required"
+    assert_error(api.post("/api/v1/auth/logout", {"refresh": "x"}, format="json"), 401, "not_authenticated")

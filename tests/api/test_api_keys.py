@@ -132,3 +132,16 @@ def test_too_many_keys_is_409(as_user, api_key_for, alice):
     r = as_user(alice).post("/api/v1/account/api-keys", {"label": "one more", "permissions": ["read"]}, format="json")
     assert_error(r, 409, "too_many_api_keys")
     assert ApiKey.objects.filter(user=alice).count() == 20
+
+
+def test_operator_can_revoke_a_key_in_the_admin(client, operator, api_key_for, alice):
+    signed = api_key_for(alice, ["read"])
+    key = ApiKey.objects.get(key=signed.key)
+    client.force_login(operator)
+    page = client.get(f"/admin/accounts/apikey/{key.pk}/change/")
+    assert page.status_code == 200 and signed.secret.encode() not in page.content
+    r = client.post("/admin/accounts/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
+    assert r.status_code == 302
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    assert_error(signed.get("/api/v1/balances"), 401, "invalid_api_key")

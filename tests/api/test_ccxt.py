@@ -76,12 +76,19 @@ def test_ccxt_binance_end_to_end(matcher, live_api, alice, bob):
         ("buy", 2100.0, 0.5, "taker"), ("sell", 2050.0, 0.2, "taker")]
     assert trades[0]["fee"]["currency"] == "ETH"
     assert [o["id"] for o in ex.fetch_orders("ETH/USDT")] == [limit["id"], bought["id"], sold["id"]]
+    assert [o["status"] for o in ex.fetch_orders("ETH/USDT")] == ["canceled", "closed", "closed"]
 
     ticker = ex.fetch_ticker("ETH/USDT")
     assert (ticker["last"], ticker["baseVolume"], ticker["ask"]) == (2050.0, 0.7, 2100.0)
     candles = ex.fetch_ohlcv("ETH/USDT", "1m")
     assert sum(c[5] for c in candles) == pytest.approx(0.7)
     assert candles[-1][4] == 2050.0
+
+    # cancel every open order of the symbol (DELETE openOrders)
+    ids = {ex.create_order("ETH/USDT", "limit", "buy", 0.01, price)["id"] for price in (1500, 1600)}
+    assert {o["id"] for o in ex.fetch_open_orders("ETH/USDT")} == ids
+    assert {o["id"] for o in ex.cancel_all_orders("ETH/USDT")} == ids
+    assert ex.fetch_open_orders("ETH/USDT") == []
 
     # errors arrive as ccxt's exception classes
     with pytest.raises(ccxt.InsufficientFunds):
