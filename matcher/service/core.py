@@ -10,13 +10,14 @@ COMMIT of the batch that holds their command.
 If a commit fails, the engine in memory is ahead of the database and nothing
 can make them agree again but a restart from the database: every caller still
 waiting gets UNAVAILABLE and ``fatal`` is set; the process exits and is
-restarted (docs/adr/0002). Commands it had applied but not committed were never
+restarted (docs/adr/0006). Commands it had applied but not committed were never
 acknowledged, so losing them breaks no promise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import logging
 import time
 from collections.abc import Callable
@@ -73,6 +74,8 @@ class Core:
         self.commands = 0
         self.commit_seconds = 0.0
         self.apply_seconds = 0.0
+        #: set by serve() when MATCHER_PROFILE is given: profiles the commit thread
+        self.profiler: cProfile.Profile | None = None
 
     # ------------------------------------------------------------ submitting
 
@@ -205,10 +208,20 @@ class Core:
             m = res.value
             batch.market_rows[m["name"]] = (m["status"], m["maker_fee"], m["taker_fee"])
 
+    def _write(self, batch: Batch) -> None:
+        if self.profiler is None:
+            self.persister.write(batch)
+            return
+        self.profiler.enable()  # commits run one at a time, so one profiler suffices for their threads
+        try:
+            self.persister.write(batch)
+        finally:
+            self.profiler.disable()
+
     async def _commit(self, batch: Batch, items: list[Item]) -> None:
         t0 = time.perf_counter()
         try:
-            await asyncio.to_thread(self.persister.write, batch)
+            await asyncio.to_thread(self._write, batch)
         except BaseException as exc:
             log.critical("commit of batch (ops up to %s) failed: %r; the matcher must restart", batch.op_seq, exc)
             for item in items:

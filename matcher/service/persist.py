@@ -1,7 +1,7 @@
 """The persister: one PostgreSQL transaction per batch, written with psycopg 3 (COPY and set-based SQL).
 
 For a batch of applied commands it writes the operation log rows (accepted
-commands only: a refused command changes nothing, docs/adr/0002), the orders
+commands only: a refused command changes nothing, docs/adr/0006), the orders
 (inserted when created in this batch, else updated, from the last event of each
 order), the deals, the balances (the last state of each (user, asset)), the
 ledger rows (balance events whose change is not 0), the outbox rows (the
@@ -165,7 +165,7 @@ class Persister:
                 upd_time.append(dt(od["updated_at"]))
 
         # One outbox row per run of up to OUTBOX_CHUNK consecutive events, one message per line: text, so
-        # PostgreSQL neither parses nor indexes each message (docs/adr/0002). Event seqs are consecutive.
+        # PostgreSQL neither parses nor indexes each message (docs/adr/0006). Event seqs are consecutive.
         outbox: list[tuple[int, int, str]] = []
         first_seq = b.events[0].seq if b.events else 0
         for i in range(0, len(messages), OUTBOX_CHUNK):

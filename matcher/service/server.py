@@ -393,7 +393,7 @@ async def _load_listing(core: Core, conn: psycopg.Connection[Any]) -> None:
 
 async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, batch_max: int = 5000,
                 snapshot_every_ops: int = 0, ready_file: str | None = None, lock_wait: float = 15.0,
-                relay_timeout_ms: int = 10000) -> int:
+                relay_timeout_ms: int = 10000, profile: str = "") -> int:
     """Run the matcher until SIGTERM/SIGINT; returns the process exit code."""
     lock_conn = psycopg.connect(dsn, autocommit=True)
     # A matcher killed a moment ago may still hold the lock until PostgreSQL notices: wait a little.
@@ -418,6 +418,13 @@ async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, ba
     relay = OutboxRelay(dsn, kafka, topic_prefix, message_timeout_ms=relay_timeout_ms) if kafka else None
     core = Core(loaded, persister, batch_max=batch_max, snapshot_every_ops=snapshot_every_ops,
                 on_commit=relay.wake.set if relay else None)
+    main_profiler = None
+    if profile:
+        # development aid (MATCHER_PROFILE=prefix): cProfile of the event loop thread and of the commits
+        import cProfile
+
+        main_profiler, core.profiler = cProfile.Profile(), cProfile.Profile()
+        main_profiler.enable()
     loop_task = asyncio.create_task(core.run(), name="batch-loop")
     await _load_listing(core, write_conn)
     if relay is not None:
@@ -465,6 +472,10 @@ async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, ba
     log.info("matcher stopped: %d batches, %d commands, apply %.1fs, commit %.1fs (rows built in %.1fs, "
              "%d rows written in %.1fs)", core.batches, core.commands, core.apply_seconds, core.commit_seconds,
              persister.build_seconds, persister.rows, persister.db_seconds)
+    if main_profiler is not None and core.profiler is not None:
+        main_profiler.disable()
+        main_profiler.dump_stats(f"{profile}.loop.pstats")
+        core.profiler.dump_stats(f"{profile}.commit.pstats")
     log.info("database time by part: %s", ", ".join(f"{k} {v:.2f}s" for k, v in
                                                     sorted(persister.sections.items(), key=lambda kv: -kv[1])))
     await read_conn.close()

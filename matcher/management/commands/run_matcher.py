@@ -1,6 +1,7 @@
 """``manage.py run_matcher``: the single writer of balances, orders and deals (see docs/matcher.md)."""
 
 import asyncio
+import os
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -28,6 +29,7 @@ class Command(BaseCommand):
             snapshot_every_ops=settings.MATCHER_SNAPSHOT_EVERY_OPS,
             ready_file=ready_file,
             relay_timeout_ms=settings.MATCHER_RELAY_TIMEOUT_MS,
+            profile=os.environ.get("MATCHER_PROFILE", ""),  # development aid: cProfile output prefix
         ))
         if code:
             raise SystemExit(code)
