@@ -90,3 +90,48 @@ def test_below_threshold_is_not_swept_and_the_command_reports(evm, wallet_matche
     call_command("sweep", stdout=StringIO())
     assert Sweep.objects.get().status == SweepStatus.CONFIRMED
     assert evm.eth_balance(a) == 0
+
+
+def test_two_workers_advancing_sweeps_sign_each_once_and_burn_no_nonce(anvil, wallet_matcher, alice, bob):
+    import threading
+
+    from django.db import connection
+
+    from wallets.models import Nonce
+
+    addresses = [services.deposit_address_for(u).address for u in (alice, bob)]
+    for address in addresses:
+        anvil.send_eth(address, 2 * ETH)
+        anvil.send_token(address, 10 * ETH)
+    anvil.mine(3)
+    services.scan_blocks()
+    assert services.deposits_confirm().credited == 4
+
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            for _ in range(3):  # bounded: plan + advance, like two beat-driven workers overlapping
+                services.sweep_run()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    for _round in range(3):  # ETH sweeps, then the token sweeps (top-up, then transfer)
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        anvil.mine(3)
+    services.sweep_run()
+
+    assert errors == []
+    assert sorted(Sweep.objects.values_list("asset__symbol", "status")) == [
+        ("CGT", SweepStatus.CONFIRMED), ("CGT", SweepStatus.CONFIRMED),
+        ("ETH", SweepStatus.CONFIRMED), ("ETH", SweepStatus.CONFIRMED)]
+    # Every nonce we handed out was used by exactly one mined transaction: none burned, none reused.
+    for n in Nonce.objects.all():
+        assert n.next_nonce == anvil.w3.eth.get_transaction_count(n.address), n.address
+    assert [anvil.token_balance(a) for a in addresses] == [0, 0]
