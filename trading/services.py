@@ -69,14 +69,59 @@ def order_place(*, user: User, market: Market, side: str, type: str, price: str 
     Returns the engine's order dict after the matcher committed the order and any trades.
     """
     client = _client()
-    if type == "limit":
-        assert price is not None and amount is not None
-        return matcher_call(client.place_limit, user.pk, market.name, side, price, amount, tif=time_in_force,
-                            post_only=post_only, client_order_id=client_order_id, stp=stp)
-    spend = quote_amount if side == "buy" else amount
-    assert spend is not None
-    return matcher_call(client.place_market, user.pk, market.name, side, spend,
-                        client_order_id=client_order_id, stp=stp)
+    try:
+        if type == "limit":
+            assert price is not None and amount is not None
+            return matcher_call(_raw(client.place_limit), user.pk, market.name, side, price, amount,
+                                tif=time_in_force, post_only=post_only, client_order_id=client_order_id, stp=stp)
+        spend = quote_amount if side == "buy" else amount
+        assert spend is not None
+        return matcher_call(_raw(client.place_market), user.pk, market.name, side, spend,
+                            client_order_id=client_order_id, stp=stp)
+    except _Retried as exc:
+        # The client's own retry (after an unanswered first attempt) met duplicate_client_order_id:
+        # the first attempt was committed. Answer with that order instead of a false refusal.
+        order = Order.objects.filter(user=user, client_order_id=client_order_id).select_related(
+            "market", "fee_asset").first()
+        if order is None:
+            raise ApiError(exc.rejected.reason, MESSAGES.get(exc.rejected.reason, exc.rejected.message),
+                           status=409) from None
+        return engine_dict(order)
+
+
+class _Retried(Exception):
+    def __init__(self, rejected: Any) -> None:
+        super().__init__(rejected.reason)
+        self.rejected = rejected
+
+
+def _raw(fn: Callable[..., T]) -> Callable[..., T]:
+    """Let a duplicate met on the client's own retry through matcher_call as ``_Retried``."""
+    from matcher.client import MatcherRejected
+
+    def call(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except MatcherRejected as exc:
+            if exc.retried and exc.reason == "duplicate_client_order_id":
+                raise _Retried(exc) from None
+            raise
+
+    return call
+
+
+def engine_dict(o: Order) -> dict[str, Any]:
+    """A persisted order in the shape of the matcher's order dict (what the API renders)."""
+
+    def s(v: Any) -> str | None:
+        return None if v is None else format(v, "f")
+
+    return {"id": o.id, "user": o.user_id, "market": o.market.name, "side": o.side, "type": o.type,
+            "tif": o.time_in_force, "post_only": o.post_only, "stp": None, "price": s(o.price), "amount": s(o.amount),
+            "quote_amount": s(o.quote_amount), "filled_amount": s(o.filled_amount), "filled_quote": s(o.filled_quote),
+            "fee": s(o.fee), "fee_asset": o.fee_asset.symbol if o.fee_asset_id else None,
+            "status": "open" if o.status == "partially_filled" else o.status, "client_order_id": o.client_order_id,
+            "created_at": int(o.created_at.timestamp() * 1000), "updated_at": int(o.updated_at.timestamp() * 1000)}
 
 
 def order_cancel(*, user: User, order: Order) -> dict[str, Any]:

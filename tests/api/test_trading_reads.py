@@ -140,3 +140,13 @@ def test_ledger_is_own_with_filters(as_user, alice, mallory, book):
 ])
 def test_private_endpoints_need_authentication(api, method, path):
     assert_error(getattr(api, method)(path), 401, "not_authenticated")
+
+
+def test_persisted_order_renders_like_the_matchers_answer(book):
+    """A placement whose answer was lost is answered from the row (trading.services.engine_dict)."""
+    from trading.api.serializers import OrderOut, order_from_engine, order_from_model
+    from trading.models import Order
+    from trading.services import engine_dict
+
+    for order in Order.objects.select_related("market", "fee_asset"):
+        assert OrderOut(order_from_engine(engine_dict(order))).data == OrderOut(order_from_model(order)).data
