@@ -72,6 +72,10 @@ def test_cancel_by_client_id_and_cancel_all(matcher, alice):
     client = jwt_client(alice)
     ids = [client.post("/api/v1/orders", {**LIMIT_BUY, "price": str(1000 + i), "client_order_id": f"c{i}"},
                        format="json").json()["id"] for i in range(3)]
+    slashed = client.post("/api/v1/orders", {**LIMIT_BUY, "price": "900", "client_order_id": "grid/7:a"},
+                          format="json").json()
+    assert client.get("/api/v1/orders/by-client-id/grid/7:a").json()["id"] == slashed["id"]
+    assert client.delete("/api/v1/orders/by-client-id/grid/7:a").json()["status"] == "cancelled"
     r = client.delete("/api/v1/orders/by-client-id/c0")
     assert r.status_code == 200 and r.json()["id"] == ids[0] and r.json()["status"] == "cancelled"
     assert_error(client.delete("/api/v1/orders?market=NOPE"), 400, "validation_error")
