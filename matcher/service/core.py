@@ -1,10 +1,11 @@
 """The batching loop: group commit in front of the engine.
 
 Requests queue up as ``Item``s; the loop takes everything queued (up to a cap),
-applies it to the engine in order, turns the events into a ``Batch`` and hands
-it to the persister in a thread, then immediately goes on collecting and
-applying the next batch while PostgreSQL commits the previous one (at most one
-batch committing and one being prepared). Callers are answered only after the
+applies it to the engine in order, turns the events into rows (in a thread,
+while the previous batch's transaction is in PostgreSQL) and hands them to the
+persister's thread, then immediately goes on collecting and applying the next
+batch while PostgreSQL commits (at most one batch committing and one being
+prepared). Callers are answered only after the
 COMMIT of the batch that holds their command.
 
 If a commit fails, the engine in memory is ahead of the database and nothing
@@ -26,7 +27,7 @@ from typing import Any
 
 from matcher.engine import Engine, Result
 from matcher.service.depth import DepthTracker
-from matcher.service.persist import Batch, Persister
+from matcher.service.persist import Batch, Persister, Rows
 from matcher.service.state import LoadedState, engine_config
 
 log = logging.getLogger("matcher")
@@ -113,9 +114,11 @@ class Core:
                     continue
                 items = self._take()
                 batch = self._apply(items)
+                # rows are built in a thread while the previous batch's transaction is in PostgreSQL
+                rows = await asyncio.to_thread(self.persister.prepare, batch)
                 if committing is not None:
                     await committing  # commits stay in order; raises if the previous one failed
-                committing = asyncio.create_task(self._commit(batch, items))
+                committing = asyncio.create_task(self._commit(rows, items))
                 items = []
             if committing is not None:
                 await committing
@@ -208,20 +211,21 @@ class Core:
             m = res.value
             batch.market_rows[m["name"]] = (m["status"], m["maker_fee"], m["taker_fee"])
 
-    def _write(self, batch: Batch) -> None:
+    def _execute(self, rows: Rows) -> None:
         if self.profiler is None:
-            self.persister.write(batch)
+            self.persister.execute(rows)
             return
         self.profiler.enable()  # commits run one at a time, so one profiler suffices for their threads
         try:
-            self.persister.write(batch)
+            self.persister.execute(rows)
         finally:
             self.profiler.disable()
 
-    async def _commit(self, batch: Batch, items: list[Item]) -> None:
+    async def _commit(self, rows: Rows, items: list[Item]) -> None:
+        batch = rows.batch
         t0 = time.perf_counter()
         try:
-            await asyncio.to_thread(self._write, batch)
+            await asyncio.to_thread(self._execute, rows)
         except BaseException as exc:
             log.critical("commit of batch (ops up to %s) failed: %r; the matcher must restart", batch.op_seq, exc)
             for item in items:
