@@ -91,22 +91,17 @@ def test_rejected_and_cancelled_withdrawals_are_refunded_exactly_once(evm, walle
     assert evm.eth_balance(dest) == 0
 
 
-def test_signed_withdrawal_cannot_be_cancelled(evm, wallet_matcher, alice, operator):
-    fund(wallet_matcher, alice, "ETH", "5")
-    w = services.withdrawal_request(user=alice, asset="ETH", address=new_account().address, amount="1")
-    services.withdrawal_approve(withdrawal_id=w.pk, operator=operator)
-    services.withdrawals_send()
-    with pytest.raises(Conflict):
-        services.withdrawal_cancel(user=alice, withdrawal_id=w.pk)
-    assert not services.withdrawal_reject(withdrawal_id=w.pk, operator=operator)
-    assert balance(wallet_matcher, alice, "ETH") == (Decimal("3.999"), Decimal(0))
-
-
 def test_on_chain_failure_marks_failed_and_refunds_once(evm, wallet_matcher, alice, operator, cgt_asset):
     fund(wallet_matcher, alice, "ETH", "5")
     # Ether sent to the token contract reverts (it has no receive function): a real on-chain failure.
     w = services.withdrawal_request(user=alice, asset="ETH", address=cgt_asset.contract_address, amount="1")
     services.withdrawal_approve(withdrawal_id=w.pk, operator=operator)
+    services.withdrawals_send()
+    # Signed and broadcast: too late for the user to cancel or for an operator to reject.
+    with pytest.raises(Conflict):
+        services.withdrawal_cancel(user=alice, withdrawal_id=w.pk)
+    assert not services.withdrawal_reject(withdrawal_id=w.pk, operator=operator)
+    assert balance(wallet_matcher, alice, "ETH") == (Decimal("3.999"), Decimal(0))
     finish(evm)
 
     w.refresh_from_db()
