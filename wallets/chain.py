@@ -187,8 +187,8 @@ class ChainClient:
             counter[0] += 1
             reverted = reverted or bool(node.get("error"))
             kind = str(node.get("type", "CALL")).upper()
-            value = int(node.get("value") or "0x0", 16) if isinstance(node.get("value"), str) else int(
-                node.get("value") or 0)
+            raw = node.get("value") or 0
+            value = int(raw, 16) if isinstance(raw, str) else int(raw)
             if not reverted and value > 0 and kind in ("CALL", "SELFDESTRUCT") and node.get("to"):
                 out.append(NativeTransfer(_hex(tx_hash), -(k + 1), _addr(node["from"]), _addr(node["to"]), value,
                                           False))
