@@ -54,3 +54,15 @@ def test_dev_chain_refuses_a_chain_that_is_not_a_development_chain(evm, db):
     assert "not a development chain" in out.getvalue()
     cgt.refresh_from_db()
     assert cgt.contract_address == ""
+
+
+def test_without_node_the_local_chain_is_skipped_in_one_line(tmp_path, monkeypatch):
+    from cryptgo.devservices import LocalServices
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH with no node and no npm on it
+    lines: list[str] = []
+    given = {"DATABASE_URL": "postgres://x/y", "REDIS_URL": "redis://x:1/0", "KAFKA_BOOTSTRAP_SERVERS": "x:1"}
+    env = LocalServices(tmp_path).start_missing(environ=given, log=lines.append)
+    assert "ETH_RPC_URL" not in env
+    assert lines == ["Node.js/npm not found: the local Ethereum chain (Anvil) and the wallet tasks are skipped"]
+    assert wallet_processes(env) == []
