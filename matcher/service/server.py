@@ -144,11 +144,28 @@ def market_pb(d: dict[str, Any]) -> pb.MarketReply:
 
 
 class MatcherService(pb_grpc.MatcherServicer):
-    def __init__(self, core: Core, read_conn: psycopg.AsyncConnection[Any]) -> None:
+    def __init__(self, core: Core, read_conn: psycopg.AsyncConnection[Any], dsn: str) -> None:
         self.core = core
         self.engine = core.engine
         self.read = read_conn
+        self._dsn = dsn  # conn.info.dsn leaves the password out
+        self._read_lock = asyncio.Lock()
         self.known_users: set[int] = set()
+
+    async def _fetchone(self, sql: str, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """One row from the read connection, reconnecting once if PostgreSQL dropped it."""
+        async with self._read_lock:
+            for attempt in (1, 2):
+                try:
+                    async with self.read.cursor() as cur:
+                        await cur.execute(sql, args)
+                        return await cur.fetchone()
+                except psycopg.OperationalError:
+                    if attempt == 2:
+                        raise
+                    log.warning("read connection lost; reconnecting")
+                    self.read = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
+        return None
 
     async def _run(self, context: grpc.aio.ServicerContext[Any, Any], method: str,
                    params: dict[str, Any]) -> Result:
@@ -224,9 +241,7 @@ class MatcherService(pb_grpc.MatcherServicer):
     async def _user_exists(self, user: int) -> bool:
         if user in self.known_users or self.engine.balances(user):
             return True
-        async with self.read.cursor() as cur:
-            await cur.execute("SELECT 1 FROM accounts_user WHERE id = %s", (user,))
-            found = await cur.fetchone() is not None
+        found = await self._fetchone("SELECT 1 FROM accounts_user WHERE id = %s", (user,)) is not None
         if found:
             self.known_users.add(user)
         return found
@@ -310,9 +325,7 @@ class MatcherService(pb_grpc.MatcherServicer):
         return market_pb((await self._run(context, "set_fees", params)).value)
 
     async def LoadAsset(self, request: pb.LoadAssetRequest, context: Any) -> pb.AssetReply:
-        async with self.read.cursor() as cur:
-            await cur.execute("SELECT id, decimals FROM markets_asset WHERE symbol = %s", (request.symbol,))
-            row = await cur.fetchone()
+        row = await self._fetchone("SELECT id, decimals FROM markets_asset WHERE symbol = %s", (request.symbol,))
         if row is None:
             await _abort(context, R.UNKNOWN_ASSET)
         asset_id, decimals = row  # type: ignore[misc]
@@ -321,9 +334,7 @@ class MatcherService(pb_grpc.MatcherServicer):
         return pb.AssetReply(name=v["name"], prec=v["prec"])
 
     async def LoadMarket(self, request: pb.MarketRequest, context: Any) -> pb.MarketReply:
-        async with self.read.cursor() as cur:
-            await cur.execute(MARKET_ROW_QUERY + " WHERE m.name = %s", (request.market,))
-            row = await cur.fetchone()
+        row = await self._fetchone(MARKET_ROW_QUERY + " WHERE m.name = %s", (request.market,))
         if row is None:
             await _abort(context, R.UNKNOWN_MARKET)
         market_id, params, halted = market_row_params(row)  # type: ignore[arg-type]
@@ -435,7 +446,8 @@ async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, ba
         ("grpc.max_receive_message_length", 64 * 1024 * 1024),
         ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ])
-    pb_grpc.add_MatcherServicer_to_server(MatcherService(core, read_conn), server)
+    service = MatcherService(core, read_conn, dsn)
+    pb_grpc.add_MatcherServicer_to_server(service, server)
     server.add_insecure_port(addr)
     await server.start()
     log.info("matcher serving on %s", addr)
@@ -478,7 +490,7 @@ async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, ba
         core.profiler.dump_stats(f"{profile}.commit.pstats")
     log.info("database time by part: %s", ", ".join(f"{k} {v:.2f}s" for k, v in
                                                     sorted(persister.sections.items(), key=lambda kv: -kv[1])))
-    await read_conn.close()
+    await service.read.close()
     write_conn.close()
     lock_conn.close()
     return code
