@@ -25,6 +25,7 @@ from django.utils import timezone
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 
 from cryptgo.api.errors import ApiError, Conflict, NotFound, ServiceUnavailable
+from cryptgo.api.fields import format_decimal
 from markets.models import Asset, Chain
 from matcher.engine.amounts import AmountError, format_units, parse_units
 from wallets import hd, locks
@@ -627,11 +628,13 @@ def withdrawal_request(*, user: Any, asset: str, address: str, amount: str, totp
     destination = check_withdrawal_address(address)
     policy = policy_for(asset_obj)
     if value < asset_obj.min_withdrawal:
-        raise WithdrawalRefused("below_min_withdrawal", f"The minimum withdrawal is {asset_obj.min_withdrawal}.",
-                                {"min_withdrawal": str(asset_obj.min_withdrawal)})
+        limit = format_decimal(asset_obj.min_withdrawal)
+        raise WithdrawalRefused("below_min_withdrawal", f"The minimum withdrawal is {limit}.",
+                                {"min_withdrawal": limit})
     if policy.max_withdrawal is not None and value > policy.max_withdrawal:
-        raise WithdrawalRefused("above_max_withdrawal", f"The maximum withdrawal is {policy.max_withdrawal}.",
-                                {"max_withdrawal": str(policy.max_withdrawal)})
+        limit = format_decimal(policy.max_withdrawal)
+        raise WithdrawalRefused("above_max_withdrawal", f"The maximum withdrawal is {limit}.",
+                                {"max_withdrawal": limit})
     totp_check(user, totp_code)
     fee = asset_obj.withdrawal_fee
     total = WIDE.add(value, fee)
@@ -642,9 +645,9 @@ def withdrawal_request(*, user: Any, asset: str, address: str, amount: str, totp
             used = Withdrawal.objects.filter(user=user, asset=asset_obj, created_at__gte=since).exclude(
                 status__in=WITHDRAWAL_REFUNDABLE).aggregate(s=Sum("amount"))["s"] or Decimal(0)
             if WIDE.add(used, value) > policy.daily_withdrawal_limit:
-                raise WithdrawalRefused("daily_limit_exceeded",
-                                        f"This exceeds the daily limit of {policy.daily_withdrawal_limit}.",
-                                        {"daily_limit": str(policy.daily_withdrawal_limit), "used": str(used)})
+                limit = format_decimal(policy.daily_withdrawal_limit)
+                raise WithdrawalRefused("daily_limit_exceeded", f"This exceeds the daily limit of {limit}.",
+                                        {"daily_limit": limit, "used": format_decimal(used)})
         try:
             with transaction.atomic():
                 w = Withdrawal.objects.create(user=user, asset=asset_obj, address=destination, amount=value, fee=fee,

@@ -4,11 +4,13 @@ cancelled and failed ones refunded exactly once; concurrent requests never overd
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from decimal import Decimal
 
 import pyotp
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from accounts import services as account_services
 from cryptgo.api.errors import ApiError, Conflict
@@ -179,3 +181,22 @@ def test_refused_requests_debit_nothing(evm, wallet_matcher, alice, eth_asset):
 
     assert Withdrawal.objects.count() == 0
     assert (balance(wallet_matcher, alice, "ETH"), ledger(alice, "ETH")) == before
+
+
+def test_daily_limit_counts_the_last_24_hours_per_user(evm, wallet_matcher, alice, bob, eth_asset):
+    fund(wallet_matcher, alice, "ETH", "10")
+    fund(wallet_matcher, bob, "ETH", "10")
+    AssetPolicy.objects.create(asset=eth_asset, daily_withdrawal_limit=Decimal("4"))
+    dest = new_account().address
+    first = services.withdrawal_request(user=alice, asset="ETH", address=dest, amount="2.5")
+    with pytest.raises(ApiError) as info:
+        services.withdrawal_request(user=alice, asset="ETH", address=dest, amount="2")
+    assert (info.value.code, info.value.details) == ("daily_limit_exceeded", {"daily_limit": "4", "used": "2.5"})
+    assert balance(wallet_matcher, alice, "ETH") == (Decimal("7.499"), Decimal(0))
+
+    services.withdrawal_cancel(user=alice, withdrawal_id=first.pk)  # a refunded one no longer counts
+    services.withdrawal_request(user=alice, asset="ETH", address=dest, amount="4")
+    services.withdrawal_request(user=bob, asset="ETH", address=dest, amount="4")  # limits are per user
+    Withdrawal.objects.filter(user=alice).update(created_at=timezone.now() - timedelta(hours=25))
+    services.withdrawal_request(user=alice, asset="ETH", address=dest, amount="1")  # a day later
+    assert balance(wallet_matcher, alice, "ETH") == (Decimal("4.998"), Decimal(0))
