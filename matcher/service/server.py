@@ -378,6 +378,26 @@ def market_row_params(row: tuple[Any, ...]) -> tuple[int, dict[str, Any], bool]:
     return mid, params, status == "halted"
 
 
+#: How far the depth sequence of every market jumps at start-up (see skip_depth_seqs).
+DEPTH_SEQ_RESTART_GAP = 1000
+
+
+def skip_depth_seqs(conn: psycopg.Connection[Any], seqs: dict[str, int]) -> None:
+    """Make every depth subscriber resynchronise after a restart.
+
+    Before a crash, ``Depth`` may have answered with a book (and depth_seq) of a batch whose commit
+    then failed: that book never existed for Kafka. Restarting the numbering right after the last
+    committed diff would let such a subscriber apply the next diffs to that book. Jumping far ahead
+    (further than the batches that can be uncommitted at once) shows every subscriber a gap, and a
+    gap means "fetch a new snapshot" (contract C).
+    """
+    for market in seqs:
+        seqs[market] += DEPTH_SEQ_RESTART_GAP
+    with conn.transaction():
+        conn.execute("UPDATE matcher_matcherstate SET depth_seqs = %s::jsonb WHERE id = %s",
+                     (json.dumps(seqs), 1))
+
+
 async def _load_listing(core: Core, conn: psycopg.Connection[Any]) -> None:
     """Assets and markets in the tables that the engine does not have yet, as logged commands."""
     engine = core.engine
@@ -422,6 +442,7 @@ async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, ba
     read_conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
     t0 = time.perf_counter()
     loaded = load_engine(write_conn)
+    skip_depth_seqs(write_conn, loaded.depth_seqs)
     persister = Persister(write_conn, topic_prefix)
     log.info("state loaded in %.2fs: op %d, event %d", time.perf_counter() - t0, loaded.op_seq,
              loaded.engine.event_seq)

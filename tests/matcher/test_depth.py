@@ -58,3 +58,13 @@ def test_snapshot_plus_diffs_reproduce_the_book(funded, matcher):
         asks, bids = _apply(snap, [d for d in diffs if d["depth_seq"] > snap["seq"]])
         assert sorted(asks.items(), key=lambda kv: Decimal(kv[0])) == [tuple(lv) for lv in final["asks"]]
         assert sorted(bids.items(), key=lambda kv: -Decimal(kv[0])) == [tuple(lv) for lv in final["bids"]]
+
+    # after a restart the numbering jumps: every subscriber sees a gap and fetches a new snapshot
+    matcher.kill()
+    matcher.start()
+    again = matcher.client.depth("ETH_USDT", limit=1000)
+    assert again == {**final, "seq": final["seq"] + 1000}
+    matcher.client.place_limit(alice.id, "ETH_USDT", "buy", "1000.00", "0.1")
+    more = read_topics(matcher.topic_prefix, ("depth",),
+                       until=lambda ms: any(v["data"]["depth_seq"] > final["seq"] for _, _, v in ms))
+    assert [v["data"]["depth_seq"] for _, _, v in more][-1] == final["seq"] + 1001
