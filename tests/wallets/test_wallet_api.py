@@ -91,6 +91,7 @@ def test_admin_approve_and_reject_are_audited_and_solvency_adds_up(evm, wallet_m
     r2 = client.post(url, {"action": "reject", "_selected_action": [w2.pk]}, follow=True)
 
     assert r1.status_code == r2.status_code == 200
+    assert b"Solvency per asset" in r1.content
     w1.refresh_from_db()
     w2.refresh_from_db()
     assert (w1.status, w1.approved_by) == (WithdrawalStatus.APPROVED, operator)
@@ -113,6 +114,8 @@ def test_admin_approve_and_reject_are_audited_and_solvency_adds_up(evm, wallet_m
     assert eth.surplus == eth.on_chain - Decimal("3.999")
     assert rows["CGT"].hot_wallet == Decimal(1_000_000)
     assert Withdrawal.objects.count() == 2
+    change = client.get(f"/admin/wallets/withdrawal/{w2.pk}/change/")
+    assert change.status_code == 200 and b"rejected in admin" in change.content  # the audit trail inline
 
 
 def test_without_an_xpub_the_wallet_api_says_so(settings, alice):
