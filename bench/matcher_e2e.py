@@ -317,8 +317,11 @@ def main() -> int:
         print(f"  phase 1: {acked} commands acknowledged ({refused} refused) in {elapsed:.1f}s by {args.clients} "
               f"clients, batches of {args.batch}, {args.inflight} in flight each; batch round trip "
               f"p50 {pct(rtts, 50) * 1000:.0f} ms, p99 {pct(rtts, 99) * 1000:.0f} ms")
-        print(f"  phase 1 CPU seconds over {wall:.1f}s wall: matcher {cpu1['matcher'] - cpu0['matcher']:.1f}, "
-              f"postgres {cpu1['postgres'] - cpu0['postgres']:.1f}, clients {sum(r['cpu'] for r in res):.1f}")
+        m_cpu, pg_cpu = cpu1["matcher"] - cpu0["matcher"], cpu1["postgres"] - cpu0["postgres"]
+        print(f"  phase 1 CPU seconds over {wall:.1f}s wall: matcher {m_cpu:.1f}, postgres {pg_cpu:.1f}, "
+              f"clients {sum(r['cpu'] for r in res):.1f}; per acknowledged command: matcher "
+              f"{m_cpu / max(acked, 1) * 1e6:.0f} us, postgres {pg_cpu / max(acked, 1) * 1e6:.0f} us; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
         # phase 2: latency at a fixed rate
         cpu0 = {"matcher": cpu_of([matcher.pid]), "postgres": cpu_of(pg)}

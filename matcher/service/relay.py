@@ -98,10 +98,14 @@ class OutboxRelay:
                         self._fatal = True
             return cb
 
+        callbacks: dict[Any, Any] = {}  # one callback per outbox row, shared by its messages
         for produced, (row_id, topic, key, payload) in enumerate(rows, 1):
+            cb = callbacks.get(row_id)
+            if cb is None:
+                cb = callbacks[row_id] = report(row_id)
             while True:
                 try:
-                    producer.produce(topic, key=key, value=payload, on_delivery=report(row_id))
+                    producer.produce(topic, key=key, value=payload, on_delivery=cb)
                     break
                 except BufferError:
                     producer.poll(0.1)
