@@ -231,6 +231,7 @@ class Core:
             for item in items:
                 if not item.future.done():
                     item.future.set_exception(Unavailable("commit failed; the command was not applied"))
+            self._fail(exc)  # now, not when the next batch comes: serve() sees core.failed and exits
             raise
         self.commit_seconds += time.perf_counter() - t0
         self.batches += 1
@@ -244,7 +245,8 @@ class Core:
                 item.future.set_result(results)
 
     def _fail(self, exc: BaseException) -> None:
-        self.fatal = exc
+        if self.fatal is None:
+            self.fatal = exc
         for item in self._pending:
             if not item.future.done():
                 item.future.set_exception(Unavailable("the matcher stopped after a failed commit"))

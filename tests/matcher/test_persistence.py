@@ -4,9 +4,11 @@ state it had: the tables describe the engine."""
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
-from matcher.client import get_client
+from matcher.client import MatcherUnavailable, get_client
 from matcher.models import EventOutbox
+from matcher.service.state import normalize
 from tests.matcher.helpers import conservation_differences, counts, outbox_messages, outbox_seqs, tables_state
 from trading.models import Balance, BalanceHistory, Deal, Operation, Order, Outbox
 
@@ -63,8 +65,6 @@ def test_trades_are_committed_row_by_row(funded, matcher):
 
 
 def tables_state_of(client):
-    from matcher.service.state import normalize
-
     return normalize(client.dump_state())
 
 
@@ -89,3 +89,27 @@ def test_restart_restores_exactly_the_committed_state(funded, matcher, how):
     order = matcher.client.place_limit(alice.id, "ETH_USDT", "buy", "1000.00", "1")
     assert order["id"] == before["next_order_id"]
     assert conservation_differences() == []
+
+
+def test_a_failed_commit_acknowledges_nothing_and_the_restart_has_the_committed_state(funded, matcher):
+    alice, bob = funded
+    c = matcher.client
+    c.place_limit(alice.id, "ETH_USDT", "buy", "2000.00", "1")
+    committed = tables_state()
+    with connection.cursor() as cur:  # the next deal cannot be written: its batch's commit fails
+        cur.execute("CREATE FUNCTION refuse_deal() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'disk full, say'; END $$")
+        cur.execute("CREATE TRIGGER refuse_deal BEFORE INSERT ON trading_deal FOR EACH ROW "
+                    "EXECUTE FUNCTION refuse_deal()")
+    try:
+        with pytest.raises(MatcherUnavailable):
+            c.place_limit(bob.id, "ETH_USDT", "sell", "2000.00", "1")
+        assert matcher.proc.wait(30) == 3  # it stops rather than run ahead of the database
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("DROP TRIGGER refuse_deal ON trading_deal")
+            cur.execute("DROP FUNCTION refuse_deal()")
+    assert tables_state() == committed
+    matcher.start()
+    assert normalize(matcher.client.dump_state()) == committed
+    assert matcher.client.place_limit(bob.id, "ETH_USDT", "sell", "2000.00", "1")["status"] == "filled"
