@@ -233,9 +233,9 @@ def run_workers(target, args_list) -> list[dict]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="phase 1 duration")
-    parser.add_argument("--clients", type=int, default=2, help="client processes")
-    parser.add_argument("--batch", type=int, default=500, help="commands per PlaceBatch call (phase 1)")
-    parser.add_argument("--inflight", type=int, default=2, help="calls in flight per client (phase 1)")
+    parser.add_argument("--clients", type=int, default=3, help="client processes")
+    parser.add_argument("--batch", type=int, default=1000, help="commands per PlaceBatch call (phase 1)")
+    parser.add_argument("--inflight", type=int, default=3, help="calls in flight per client (phase 1)")
     parser.add_argument("--rate", type=float, default=5000.0, help="phase 2 commands/s (all clients)")
     parser.add_argument("--latency-seconds", type=float, default=8.0, help="phase 2 duration")
     parser.add_argument("--tick", type=float, default=0.002, help="phase 2 client batching interval (s)")
