@@ -22,7 +22,7 @@ v1 = [
     path("", include("accounts.api.urls")),
     path("", include("markets.api.urls")),
     path("", include("trading.api.urls")),
-    re_path(r"^.*$", not_found),
+    re_path(r"^[\s\S]*$", not_found),  # any path, newlines included
 ]
 
 urlpatterns = [

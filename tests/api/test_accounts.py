@@ -95,6 +95,7 @@ def test_me_requires_authentication(api):
 
 def test_unknown_api_path_is_json_404(api):
     assert_error(api.get("/api/v1/nothing/here"), 404, "not_found")
+    assert_error(api.get("/api/v1/orders/by-client-id/a%0Ab"), 404, "not_found")  # a newline in the path
 
 
 def test_malformed_json_is_400(as_user, alice):

@@ -144,9 +144,12 @@ def test_private_endpoints_need_authentication(api, method, path):
 
 def test_persisted_order_renders_like_the_matchers_answer(book):
     """A placement whose answer was lost is answered from the row (trading.services.engine_dict)."""
-    from trading.api.serializers import OrderOut, order_from_engine, order_from_model
+    from trading.api.serializers import OrderOut, order_from_engine, order_from_model, render_order
     from trading.models import Order
     from trading.services import engine_dict
 
     for order in Order.objects.select_related("market", "fee_asset"):
-        assert OrderOut(order_from_engine(engine_dict(order))).data == OrderOut(order_from_model(order)).data
+        expected = OrderOut(order_from_model(order)).data
+        assert OrderOut(order_from_engine(engine_dict(order))).data == expected
+        assert render_order(order_from_model(order)) == expected  # the views' fast renderer
+        assert render_order(order_from_engine(engine_dict(order))) == expected

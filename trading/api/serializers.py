@@ -9,7 +9,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from cryptgo.api.fields import DecimalString, MoneyOut
+from cryptgo.api.fields import DecimalString, MoneyOut, format_decimal
 from markets import selectors as market_selectors
 from markets.models import Asset, Market
 from trading.models import Order, OrderStatus
@@ -151,6 +151,18 @@ def order_from_model(o: Order) -> dict[str, Any]:
         "status": _status(o.status, o.filled_amount), "client_order_id": o.client_order_id,
         "created_at": int(o.created_at.timestamp() * 1000), "updated_at": int(o.updated_at.timestamp() * 1000),
     }
+
+
+_MONEY_KEYS = ("price", "amount", "quote_amount", "filled_amount", "filled_quote", "fee")
+
+
+def render_order(d: dict[str, Any]) -> dict[str, Any]:
+    """What ``OrderOut(d).data`` gives, without building a serializer per order (the hot path)."""
+    out = dict(d)
+    for k in _MONEY_KEYS:
+        v = out[k]
+        out[k] = None if v is None else format_decimal(v)
+    return out
 
 
 class BalanceOut(serializers.Serializer):

@@ -51,7 +51,7 @@ class OrdersApi(PrivateApi):
         q = query(s.OrderHistoryQuery, request)
         qs = selectors.orders_for(request.user, market=q.get("market"), side=q.get("side"), status=q.get("status"),
                                   start=q.get("start"), end=q.get("end"))
-        return paginate(self, request, qs, lambda o: s.OrderOut(s.order_from_model(o)).data)
+        return paginate(self, request, qs, lambda o: s.render_order(s.order_from_model(o)))
 
     @extend_schema(tags=["trading"], request=s.OrderPlaceIn,
                    responses={201: s.OrderOut, **errors(400, 401, 403, 409, 503)},
@@ -62,7 +62,7 @@ class OrdersApi(PrivateApi):
                                      price=d.get("price"), amount=d.get("amount"), quote_amount=d.get("quote_amount"),
                                      time_in_force=d["time_in_force"], post_only=d["post_only"],
                                      client_order_id=d.get("client_order_id"), stp=d.get("stp"))
-        return Response(s.OrderOut(s.order_from_engine(order)).data, status=status.HTTP_201_CREATED)
+        return Response(s.render_order(s.order_from_engine(order)), status=status.HTTP_201_CREATED)
 
     @extend_schema(tags=["trading"], parameters=[s.MarketQuery],
                    responses={200: s.CancelAllOut, **errors(400, 401, 403, 503)},
@@ -70,7 +70,7 @@ class OrdersApi(PrivateApi):
     def delete(self, request: Request) -> Response:
         q = query(s.MarketQuery, request)
         cancelled = services.order_cancel_all(user=request.user, market=q.get("market"))
-        return Response({"cancelled": [s.OrderOut(s.order_from_engine(o)).data for o in cancelled]})
+        return Response({"cancelled": [s.render_order(s.order_from_engine(o)) for o in cancelled]})
 
 
 class OpenOrdersApi(PrivateApi):
@@ -80,32 +80,32 @@ class OpenOrdersApi(PrivateApi):
     def get(self, request: Request) -> Response:
         q = query(s.MarketQuery, request)
         orders = selectors.open_orders_for(request.user, q.get("market")).order_by("-id")[:1000]
-        return Response([s.OrderOut(s.order_from_model(o)).data for o in orders])
+        return Response([s.render_order(s.order_from_model(o)) for o in orders])
 
 
 class OrderDetailApi(PrivateApi):
     @extend_schema(tags=["trading"], responses={200: s.OrderOut, **errors(401, 403, 404)}, summary="One order")
     def get(self, request: Request, order_id: int) -> Response:
-        return Response(s.OrderOut(s.order_from_model(_order_of(request, order_id))).data)
+        return Response(s.render_order(s.order_from_model(_order_of(request, order_id))))
 
     @extend_schema(tags=["trading"], responses={200: s.OrderOut, **errors(401, 403, 404, 409, 503)},
                    summary="Cancel an order by id", operation_id="orders_cancel")
     def delete(self, request: Request, order_id: int) -> Response:
         cancelled = services.order_cancel(user=request.user, order=_order_of(request, order_id))
-        return Response(s.OrderOut(s.order_from_engine(cancelled)).data)
+        return Response(s.render_order(s.order_from_engine(cancelled)))
 
 
 class OrderByClientIdApi(PrivateApi):
     @extend_schema(tags=["trading"], responses={200: s.OrderOut, **errors(401, 403, 404)},
                    summary="One order by your client_order_id")
     def get(self, request: Request, client_order_id: str) -> Response:
-        return Response(s.OrderOut(s.order_from_model(_order_by_client_id(request, client_order_id))).data)
+        return Response(s.render_order(s.order_from_model(_order_by_client_id(request, client_order_id))))
 
     @extend_schema(tags=["trading"], responses={200: s.OrderOut, **errors(401, 403, 404, 409, 503)},
                    summary="Cancel an order by your client_order_id")
     def delete(self, request: Request, client_order_id: str) -> Response:
         cancelled = services.order_cancel(user=request.user, order=_order_by_client_id(request, client_order_id))
-        return Response(s.OrderOut(s.order_from_engine(cancelled)).data)
+        return Response(s.render_order(s.order_from_engine(cancelled)))
 
 
 class MyDealsApi(PrivateApi):
