@@ -15,6 +15,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import selectors, services
 from accounts.api import serializers as s
+from accounts.models import User
 from cryptgo.api.errors import ApiError, NotAuthenticated, NotFound
 from cryptgo.api.permissions import JwtOnly
 from cryptgo.api.schema import errors
@@ -87,7 +88,8 @@ class MeApi(APIView):
 
     @extend_schema(tags=["account"], responses={200: s.UserOut, **errors(401)}, summary="The current user")
     def get(self, request: Request) -> Response:
-        return Response(s.UserOut(request.user).data)
+        # fresh from the database: the authenticated user object may be a few seconds old (JWT user cache)
+        return Response(s.UserOut(User.objects.get(pk=request.user.pk)).data)
 
 
 class TotpEnrolApi(APIView):

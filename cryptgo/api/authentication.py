@@ -14,17 +14,21 @@ remembered in Redis for the window so it cannot be replayed at all.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import ipaddress
 import logging
+import threading
 import time
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
+from rest_framework_simplejwt.authentication import JWTAuthentication as _SimpleJWTAuthentication
 
 from accounts import selectors as account_selectors
 from accounts.models import ApiKey
@@ -79,6 +83,35 @@ def remember_signature(prefix: str, signature: str, ttl_ms: int) -> bool:
         return True
 
 
+class JWTAuthentication(_SimpleJWTAuthentication):
+    """simplejwt's JWT authentication with the user row cached per process for ``USER_CACHE_SECONDS``.
+
+    Every authenticated request otherwise reads the user row (is the account still active?); a
+    deactivation now takes effect within a few seconds instead of at once, a trade for one query
+    fewer on every trading request. Each request gets its own copy, so no request sees another's
+    changes to the object.
+    """
+
+    USER_CACHE_SECONDS = 5.0
+    _cache: dict[str, tuple[float, Any]] = {}
+    _lock = threading.Lock()
+
+    def get_user(self, validated_token: Any) -> Any:
+        from rest_framework_simplejwt.settings import api_settings
+
+        user_id = str(validated_token.get(api_settings.USER_ID_CLAIM, ""))
+        now = time.monotonic()
+        hit = self._cache.get(user_id)
+        if hit is not None and now - hit[0] < self.USER_CACHE_SECONDS:
+            return copy.copy(hit[1])
+        user = super().get_user(validated_token)  # raises for unknown or inactive users
+        with self._lock:
+            if len(self._cache) > 50_000:
+                self._cache.clear()
+            self._cache[user_id] = (now, user)
+        return copy.copy(user)
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     """Authenticates a request carrying ``X-API-KEY``; anything else is left to the next class."""
 
@@ -112,6 +145,10 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return "HMAC-SHA256"
+
+
+class JWTScheme(SimpleJWTScheme):
+    target_class = "cryptgo.api.authentication.JWTAuthentication"
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

@@ -46,7 +46,8 @@ class BalancesApi(PrivateApi):
 class OrdersApi(PrivateApi):
     @extend_schema(tags=["trading"], parameters=[s.OrderHistoryQuery, *CURSOR_PARAMS],
                    responses={200: page_schema(s.OrderOut, "OrderPage"), **errors(*PRIVATE_READ)},
-                   summary="Order history, newest first, with filters and cursor pagination")
+                   summary="Order history, newest first, with filters and cursor pagination",
+                   operation_id="orders_list")
     def get(self, request: Request) -> Response:
         q = query(s.OrderHistoryQuery, request)
         qs = selectors.orders_for(request.user, market=q.get("market"), side=q.get("side"), status=q.get("status"),
