@@ -12,6 +12,7 @@ trailing zeros) and times in milliseconds.
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
@@ -99,6 +100,24 @@ def forget_cache() -> None:
 # ------------------------------------------------------------------ which source
 
 
+def _redis() -> Any:
+    """One pooled client per process for the market-data keys.
+
+    Not ``marketdata.redis_client()``: that one is per thread, and under ASGI every request runs in a
+    new thread, so it would open a Redis connection per request.
+    """
+    import redis
+
+    url = settings.REDIS_URL
+    client = _redis_clients.get(url)
+    if client is None:
+        client = _redis_clients[url] = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5)
+    return client
+
+
+_redis_clients: dict[str, Any] = {}
+
+
 def redis_live() -> bool:
     """Whether to read Redis: ``MARKET_DATA_SOURCE`` "redis" or "database" decide; "auto" (the default)
     reads Redis while the consumer's heartbeat is set, checked once a second."""
@@ -111,7 +130,7 @@ def redis_live() -> bool:
     from markets import marketdata
 
     try:
-        live = bool(marketdata.redis_client().exists(marketdata.HEARTBEAT_KEY))
+        live = bool(_redis().exists(marketdata.HEARTBEAT_KEY))
     except Exception:  # Redis down: serve from PostgreSQL and the matcher
         live = False
     _redis_state[:] = [now, live]
@@ -133,13 +152,15 @@ def depth(market: str, limit: int = 20, interval: str | None = None) -> dict[str
         spec = marketdata.market_spec(market)
         if limit <= aggregation.DEPTH_MAX_LIMIT:
             try:
-                aggregation.normalize_interval(interval, spec.price_prec)
-                view = marketdata.depth(market, limit, interval)
-            except (ValueError, marketdata.MarketDataError):
-                view = None
-            if view is not None and view["seq"]:
-                return {"asks": _plain_levels(view["asks"]), "bids": _plain_levels(view["bids"]),
-                        "seq": view["seq"]}
+                iv = aggregation.normalize_interval(interval, spec.price_prec)
+            except ValueError:
+                iv = None
+            raw = _redis().get(marketdata.depth_key(market, iv)) if iv is not None else None
+            if raw is not None:
+                view = json.loads(raw)
+                if view["seq"]:
+                    return {"asks": _plain_levels(view["asks"][:limit]), "bids": _plain_levels(view["bids"][:limit]),
+                            "seq": view["seq"]}
     from matcher.client import get_client
 
     book = get_client().depth(market, limit=limit, interval=interval)
@@ -160,9 +181,10 @@ def recent_deals(market: Market, limit: int = 50) -> list[dict[str, Any]]:
         from markets import marketdata
 
         if limit <= marketdata.RECENT_DEALS:
+            rows = [json.loads(raw) for raw in _redis().lrange(marketdata.key(market.name, "deals"), 0, limit - 1)]
             return [{"id": d["id"], "price": plain(Decimal(d["price"])), "amount": plain(Decimal(d["amount"])),
                      "quote_amount": plain(Decimal(d["quote_amount"])), "taker_side": d["side"], "time": d["time"]}
-                    for d in marketdata.recent_deals(market.name, limit)]
+                    for d in rows]
     rows = Deal.objects.filter(market=market).order_by("-id")[:limit]
     return [_deal_dict(d) for d in rows]
 
@@ -180,9 +202,11 @@ def _ticker_from_redis(t: dict[str, Any]) -> dict[str, Any]:
 def ticker(market: Market) -> dict[str, Any]:
     """The rolling 24-hour ticker of one market."""
     if redis_live():
-        from markets import marketdata
+        from markets import aggregation, marketdata
 
-        return _ticker_from_redis(marketdata.ticker(market.name))
+        raw = _redis().get(marketdata.key(market.name, "ticker"))
+        t = json.loads(raw) if raw is not None else aggregation.ticker(market.name, [], None, now_ms())
+        return _ticker_from_redis(t)
     now = datetime.now(UTC)
     since = now - timedelta(hours=24)
     window = Deal.objects.filter(market=market, time__gte=since)
@@ -219,9 +243,12 @@ def ticker(market: Market) -> dict[str, Any]:
 
 def tickers() -> list[dict[str, Any]]:
     if redis_live():
-        from markets import marketdata
+        from markets import aggregation, marketdata
 
-        return [_ticker_from_redis(t) for _, t in sorted(marketdata.tickers().items())]
+        names = [m.name for m in markets()]
+        raws = _redis().mget([marketdata.key(n, "ticker") for n in names]) if names else []
+        return [_ticker_from_redis(json.loads(raw) if raw is not None else aggregation.ticker(n, [], None, now_ms()))
+                for n, raw in zip(names, raws, strict=True)]
     return [ticker(m) for m in markets()]
 
 
@@ -274,7 +301,7 @@ def _klines_from_redis(market: Market, interval: str, seconds: int, start: int |
                        limit: int) -> list[dict[str, Any]]:
     from markets import aggregation, marketdata
 
-    r = marketdata.redis_client()
+    r = _redis()
     k = marketdata.kline_key(market.name, interval)
     # A candle belongs to [start, end] when any of its period does, as in the PostgreSQL query.
     lo = "-inf" if start is None else start - seconds * 1000 + 1
