@@ -238,7 +238,8 @@ def main() -> int:
     parser.add_argument("--inflight", type=int, default=3, help="calls in flight per client (phase 1)")
     parser.add_argument("--rate", type=float, default=5000.0, help="phase 2 commands/s (all clients)")
     parser.add_argument("--latency-seconds", type=float, default=8.0, help="phase 2 duration")
-    parser.add_argument("--tick", type=float, default=0.002, help="phase 2 client batching interval (s)")
+    parser.add_argument("--tick", type=float, default=0.005, help="phase 2 client batching interval (s)")
+    parser.add_argument("--latency-clients", type=int, default=2, help="phase 2 client processes")
     parser.add_argument("--users", type=int, default=400)
     parser.add_argument("--book", type=int, default=2000, help="resting orders placed before the run")
     parser.add_argument("--no-relay", action="store_true", help="do not run the outbox relay in the matcher")
@@ -325,8 +326,10 @@ def main() -> int:
 
         # phase 2: latency at a fixed rate
         cpu0 = {"matcher": cpu_of([matcher.pid]), "postgres": cpu_of(pg)}
-        res = run_workers(open_loop_worker, [(addr, share[i], 200 + i, args.rate / args.clients,
-                                              args.latency_seconds, args.tick) for i in range(args.clients)])
+        n2 = args.latency_clients
+        share2 = [users[i::n2] for i in range(n2)]
+        res = run_workers(open_loop_worker, [(addr, share2[i], 200 + i, args.rate / n2, args.latency_seconds,
+                                              args.tick) for i in range(n2)])
         lat = [x for r in res for x in r["latencies"]]
         acked2 = sum(r["acked"] for r in res)
         elapsed2 = max(r["elapsed"] for r in res)
@@ -334,8 +337,8 @@ def main() -> int:
         print(f"p50_ms={pct(lat, 50) * 1000:.1f}")
         print(f"p99_ms={pct(lat, 99) * 1000:.1f}")
         print(f"  phase 2: {len(lat)} commands due at {args.rate:.0f}/s, {acked2} acknowledged in {elapsed2:.1f}s "
-              f"({acked2 / elapsed2:.0f}/s); max {max(lat) * 1000 if lat else 0:.0f} ms; client batching every "
-              f"{args.tick * 1000:.0f} ms")
+              f"({acked2 / elapsed2:.0f}/s) by {n2} clients; max {max(lat) * 1000 if lat else 0:.0f} ms; client "
+              f"batching every {args.tick * 1000:.0f} ms")
         print(f"  phase 2 CPU seconds: matcher {cpu1['matcher'] - cpu0['matcher']:.1f}, "
               f"postgres {cpu1['postgres'] - cpu0['postgres']:.1f}, clients {sum(r['cpu'] for r in res):.1f}",
               flush=True)
