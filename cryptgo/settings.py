@@ -178,6 +178,7 @@ REST_FRAMEWORK = {
 # Client API (docs/api.md). Rates are "<n>/<sec|min|hour|day>" or "off"; counted in Redis.
 API_THROTTLE_USER_RATE = env("API_THROTTLE_USER_RATE", "1200/min")
 API_THROTTLE_IP_RATE = env("API_THROTTLE_IP_RATE", "2400/min")
+API_THROTTLE_LOGIN_RATE = env("API_THROTTLE_LOGIN_RATE", "20/min")  # per IP: login, register, refresh
 # How far a signed request's timestamp may be from the server's clock (native API and Binance).
 API_SIGNATURE_WINDOW_MS = envint("API_SIGNATURE_WINDOW_MS", 5000)
 # Fernet keys that encrypt API-key secrets and TOTP seeds; the first encrypts (docs/adr/0003).

@@ -19,6 +19,7 @@ from accounts.models import User
 from cryptgo.api.errors import ApiError, NotAuthenticated, NotFound
 from cryptgo.api.permissions import JwtOnly
 from cryptgo.api.schema import errors
+from cryptgo.api.throttling import LoginThrottle
 
 
 def _valid(serializer_class: type, request: Request) -> dict:
@@ -30,6 +31,7 @@ def _valid(serializer_class: type, request: Request) -> dict:
 class RegisterApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes = [LoginThrottle]
 
     @extend_schema(tags=["auth"], request=s.RegisterIn, responses={201: s.UserOut, **errors(400, 409)},
                    auth=[], summary="Create an account (email + password)")
@@ -42,6 +44,7 @@ class RegisterApi(APIView):
 class LoginApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes = [LoginThrottle]
 
     @extend_schema(tags=["auth"], request=s.LoginIn, responses={200: s.TokenPairOut, **errors(400, 401)}, auth=[],
                    summary="Log in: a JWT access and refresh token")
@@ -57,6 +60,7 @@ class LoginApi(APIView):
 class RefreshApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes = [LoginThrottle]
 
     @extend_schema(tags=["auth"], request=s.RefreshIn, responses={200: s.TokenPairOut, **errors(400, 401)}, auth=[],
                    summary="Exchange a refresh token for a new pair (the old refresh token is blacklisted)")

@@ -84,3 +84,15 @@ class IPThrottle(ApiThrottle):
 
     def counters(self, request: Any) -> list[tuple[str, str, int, int]]:
         return [c for c in super().counters(request) if c[0] == "ip"]
+
+
+class LoginThrottle(ApiThrottle):
+    """Password and token endpoints: a tight per-IP limit against guessing (``API_THROTTLE_LOGIN_RATE``)."""
+
+    def counters(self, request: Any) -> list[tuple[str, str, int, int]]:
+        rate = parse_rate(settings.API_THROTTLE_LOGIN_RATE)
+        ip = client_ip(request)
+        out = [c for c in super().counters(request) if c[0] == "ip"]
+        if rate is not None and ip:
+            out.append(("login", ip, *rate))
+        return out

@@ -25,6 +25,7 @@ from accounts import services as account_services
 def _no_throttling(settings):
     settings.API_THROTTLE_USER_RATE = "off"
     settings.API_THROTTLE_IP_RATE = "off"
+    settings.API_THROTTLE_LOGIN_RATE = "off"
 
 
 @pytest.fixture(autouse=True)

@@ -36,6 +36,7 @@ class LiveApi:
             "MATCHER_GRPC_ADDR": matcher_addr,
             "API_THROTTLE_USER_RATE": "off",
             "API_THROTTLE_IP_RATE": "off",
+            "API_THROTTLE_LOGIN_RATE": "off",
             "LOG_LEVEL": "WARNING",
             **env,
         }

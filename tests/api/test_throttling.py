@@ -40,6 +40,16 @@ def test_ip_rate_applies_to_anonymous_and_binance(client, db, settings):
     assert r.status_code == 429 and r.json()["code"] == -1003
 
 
+def test_login_rate_per_ip(api, alice, settings):
+    settings.API_THROTTLE_LOGIN_RATE = "3/min"
+    wrong = {"email": "alice@example.com", "password": "guess"}
+    for _ in range(3):
+        assert_error(api.post("/api/v1/auth/login", wrong, format="json"), 401, "invalid_credentials")
+    assert_error(api.post("/api/v1/auth/login", {**wrong, "password": "correct horse battery staple"},
+                          format="json"), 429, "throttled")
+    assert api.get("/api/v1/time").status_code == 200  # only the password endpoints
+
+
 def test_fails_open_without_redis(as_user, alice, settings):
     from cryptgo.devservices import free_port
 
