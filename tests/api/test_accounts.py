@@ -110,3 +110,14 @@ def test_refresh_and_logout_validation(api, as_user, alice):
     body = assert_error(as_user(alice).post("/api/v1/auth/logout", {}, format="json"), 400, "validation_error")
     assert body["details"]["refresh"][0]["code"] == "required"
     assert_error(api.post("/api/v1/auth/logout", {"refresh": "x"}, format="json"), 401, "not_authenticated")
+
+
+def test_deactivated_user_is_refused_once_the_user_cache_lapses(as_user, alice):
+    from cryptgo.api.authentication import JWTAuthentication
+
+    client = as_user(alice)
+    assert client.get("/api/v1/balances").status_code == 200
+    alice.is_active = False
+    alice.save()
+    JWTAuthentication._cache.clear()  # what USER_CACHE_SECONDS of waiting does
+    assert_error(client.get("/api/v1/balances"), 401, "user_inactive")
