@@ -173,7 +173,7 @@ class OutboxRelay:
                         if failed:
                             log.warning("kafka: %d messages not delivered; retrying in %.1fs", failed, backoff)
                             self.stopping.wait(backoff)
-                            backoff = min(backoff * 2, 5.0)
+                            backoff = min(backoff * 2, 2.0)
                             continue
                         backoff = 0.5
                         if not self.more:
