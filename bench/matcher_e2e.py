@@ -206,12 +206,12 @@ def cpu_of(pids: list[int]) -> float:
     return total
 
 
-def postgres_pids() -> list[int]:
+def pids_named(name: str) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == "postgres":
+                if (entry / "comm").read_text().strip() == name:
                     pids.append(int(entry.name))
             except OSError:
                 pass
@@ -303,8 +303,9 @@ def main() -> int:
         share = [users[i::args.clients] for i in range(args.clients)]
 
         # phase 1: throughput
-        pg = postgres_pids()
-        cpu0 = {"matcher": cpu_of([matcher.pid]), "postgres": cpu_of(pg)}
+        pg = pids_named("postgres")
+        kafka = pids_named("tansu")
+        cpu0 = {"matcher": cpu_of([matcher.pid]), "postgres": cpu_of(pg), "kafka": cpu_of(kafka)}
         t0 = time.monotonic()
         res = run_workers(closed_loop_worker, [(addr, share[i], 100 + i, args.batch, args.inflight, args.seconds)
                                                for i in range(args.clients)])
@@ -313,7 +314,7 @@ def main() -> int:
         refused = sum(r["refused"] for r in res)
         elapsed = max(r["elapsed"] for r in res)
         rtts = [x for r in res for x in r["rtt"]]
-        cpu1 = {"matcher": cpu_of([matcher.pid]), "postgres": cpu_of(pg)}
+        cpu1 = {"matcher": cpu_of([matcher.pid]), "postgres": cpu_of(pg), "kafka": cpu_of(kafka)}
         print(f"acked_orders_per_sec={acked / elapsed:.0f}", flush=True)
         print(f"  phase 1: {acked} commands acknowledged ({refused} refused) in {elapsed:.1f}s by {args.clients} "
               f"clients, batches of {args.batch}, {args.inflight} in flight each; batch round trip "
@@ -321,8 +322,8 @@ def main() -> int:
         m_cpu, pg_cpu = cpu1["matcher"] - cpu0["matcher"], cpu1["postgres"] - cpu0["postgres"]
         print(f"  phase 1 CPU seconds over {wall:.1f}s wall: matcher {m_cpu:.1f}, postgres {pg_cpu:.1f}, "
               f"clients {sum(r['cpu'] for r in res):.1f}; per acknowledged command: matcher "
-              f"{m_cpu / max(acked, 1) * 1e6:.0f} us, postgres {pg_cpu / max(acked, 1) * 1e6:.0f} us; "
-              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+              f"{m_cpu / max(acked, 1) * 1e6:.0f} us, postgres {pg_cpu / max(acked, 1) * 1e6:.0f} us; Kafka broker "
+              f"{cpu1['kafka'] - cpu0['kafka']:.1f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
         # phase 2: latency at a fixed rate
         cpu0 = {"matcher": cpu_of([matcher.pid]), "postgres": cpu_of(pg)}
