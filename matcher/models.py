@@ -54,7 +54,7 @@ class EventOutbox(models.Model):
     One row holds a run of consecutive events (``seq`` .. ``last_seq``), one message per line:
     ``topic<TAB>key<TAB>message JSON``. Text, not jsonb, and a row per run rather than per event:
     PostgreSQL neither parses nor indexes each message, which made the outbox the cheapest part of
-    a commit instead of the dearest (docs/adr/0006). ``trading.Outbox`` is not used by the matcher.
+    a commit instead of the dearest (docs/adr/0006).
     """
 
     seq = models.BigIntegerField(primary_key=True, help_text="Event seq of the first message.")
@@ -74,7 +74,7 @@ class EventOutbox(models.Model):
 
 
 class DepthOutbox(models.Model):
-    """Depth diff messages, committed with their batch and delivered to Kafka like ``trading.Outbox``.
+    """Depth diff messages, committed with their batch and delivered to Kafka like the event outbox.
 
     A table of their own because the event outbox is keyed by the engine's event sequence,
     which depth messages (one per market per batch) are not part of (docs/adr/0006).

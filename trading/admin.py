@@ -3,7 +3,7 @@
 from django.contrib import admin
 
 from cryptgo.admin import MatcherOwnedAdmin
-from trading.models import Balance, BalanceHistory, Deal, Operation, Order, Outbox
+from trading.models import Balance, BalanceHistory, Deal, Operation, Order
 
 
 @admin.register(Balance)
@@ -54,11 +54,3 @@ class OperationAdmin(MatcherOwnedAdmin):
     search_fields = ["=seq"]
     ordering = ["-seq"]
     date_hierarchy = "time"
-
-
-@admin.register(Outbox)
-class OutboxAdmin(MatcherOwnedAdmin):
-    list_display = ["seq", "topic", "key", "delivered", "created_at", "delivered_at"]
-    list_filter = ["delivered", "topic"]
-    search_fields = ["=seq", "key"]
-    ordering = ["-seq"]

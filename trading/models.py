@@ -156,23 +156,3 @@ class Operation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"
-
-
-class Outbox(models.Model):
-    """Events committed with the state change that caused them, delivered to Kafka afterwards."""
-
-    seq = models.BigIntegerField(primary_key=True, help_text="Global event sequence number.")
-    topic = models.CharField(max_length=64)
-    key = models.CharField(max_length=128)
-    payload = models.JSONField()
-    delivered = models.BooleanField(default=False)
-    created_at = models.DateTimeField()
-    delivered_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-seq"]
-        verbose_name_plural = "outbox"
-        indexes = [models.Index(fields=["seq"], name="outbox_undelivered", condition=Q(delivered=False))]
-
-    def __str__(self) -> str:
-        return f"{self.seq} {self.topic}"

@@ -7,7 +7,8 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from trading.models import Balance, BalanceHistory, Deal, Operation, Order, Outbox
+from matcher.models import DepthOutbox, EventOutbox
+from trading.models import Balance, BalanceHistory, Deal, Operation, Order
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -27,7 +28,8 @@ def one_of_each(alice, bob, eth_usdt):
     BalanceHistory.objects.create(user=alice, asset=m.base, business="deposit", business_id="0xab:0",
                                   change=Decimal("1"), balance=Decimal("1"), seq=1, time=NOW)
     Operation.objects.create(seq=1, time=NOW, method="update_balance", params={"user": alice.id})
-    Outbox.objects.create(seq=1, topic="balances", key=str(alice.id), payload={"v": 1}, created_at=NOW)
+    EventOutbox.objects.create(seq=1, last_seq=1, payload='balances\t1\t{"v": 1}', created_at=NOW)
+    DepthOutbox.objects.create(market=m.name, depth_seq=1, payload={"v": 1}, created_at=NOW)
 
 
 def registered_models():
@@ -56,7 +58,7 @@ def test_admin_is_refused_to_non_staff(client, mallory, model):
     assert response["Location"].startswith(reverse("admin:login"))
 
 
-@pytest.mark.parametrize("model", [Balance, Order, Deal, BalanceHistory, Operation, Outbox])
+@pytest.mark.parametrize("model", [Balance, Order, Deal, BalanceHistory, Operation, EventOutbox, DepthOutbox])
 def test_matcher_owned_tables_are_read_only(client, operator, one_of_each, model):
     client.force_login(operator)
     opts = model._meta
