@@ -84,7 +84,11 @@ def from_api_error(exc: ApiError) -> BinanceError:
     return BinanceError(UNKNOWN, exc.message, exc.status if exc.status < 500 else 500)
 
 
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+def error_parts(exc: Exception) -> tuple[int, dict[str, Any]] | None:
+    """(status, body) of Binance's error response for ``exc``, or None for an unexpected exception.
+
+    Shared by the views' exception handler and the ASGI fast path (``cryptgo.fastpath``).
+    """
     if isinstance(exc, ApiError):
         exc = from_api_error(exc)
     elif isinstance(exc, drf.Throttled):
@@ -102,5 +106,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = BinanceError(UNKNOWN, "Not found.", 404)
     if not isinstance(exc, BinanceError):
         return None
+    return exc.status, {"code": exc.code, "msg": exc.msg}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    parts = error_parts(exc)
+    if parts is None:
+        return None
     set_rollback()
-    return Response({"code": exc.code, "msg": exc.msg}, status=exc.status)
+    status, body = parts
+    return Response(body, status=status)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -59,12 +60,14 @@ def symbol_of(market: Market) -> str:
     return f"{market.base.symbol}{market.quote.symbol}"
 
 
-def market_for(symbol: str | None, required: bool = True) -> Market | None:
+def market_for(symbol: str | None, required: bool = True,
+               lookup: Callable[[str], Market | None] = market_selectors.market_by_symbol) -> Market | None:
+    """The market of a Binance symbol (through ``lookup``: the ASGI fast path passes its cached answer)."""
     if not symbol:
         if required:
             raise E.mandatory("symbol")
         return None
-    market = market_selectors.market_by_symbol(symbol)
+    market = lookup(symbol)
     if market is None:
         raise E.BinanceError(E.INVALID_SYMBOL, "Invalid symbol.")
     return market
@@ -205,14 +208,23 @@ class ExchangeInfoApi(BinanceApi):
         })
 
 
+def depth_limit(p: dict[str, str]) -> int:
+    """The ``limit`` of a depth request (1-5000, default 100); the view and the ASGI fast path share it."""
+    limit = int_param(p, "limit", 100, 1, 5000)
+    assert limit is not None
+    return limit
+
+
+def depth_out(book: dict[str, Any]) -> dict[str, Any]:
+    return {"lastUpdateId": book["seq"], "bids": book["bids"], "asks": book["asks"]}
+
+
 class DepthApi(BinanceApi):
     def get(self, request: Request) -> Response:
         p = params_of(request)
         market = market_for(p.get("symbol"))
         assert market is not None
-        limit = int_param(p, "limit", 100, 1, 5000)
-        book = matcher_call(market_selectors.depth, market.name, limit)
-        return Response({"lastUpdateId": book["seq"], "bids": book["bids"], "asks": book["asks"]})
+        return Response(depth_out(matcher_call(market_selectors.depth, market.name, depth_limit(p))))
 
 
 class TradesApi(BinanceApi):

@@ -69,21 +69,29 @@ def markets() -> QuerySet[Market]:
 
 def market_get(name: str) -> Market | None:
     """A market by name, cached for a moment per process: every order and depth read needs it."""
-    hit = _market_cache.get(name)
-    now = time.monotonic()
-    if hit is not None and now - hit[0] < _MARKET_CACHE_SECONDS:
-        return hit[1]
+    hit = market_cached(name)
+    if hit is not None:
+        return hit[0]
     market = markets().filter(name=name).first() if len(name) <= 33 else None
-    _market_cache[name] = (now, market)
+    _market_cache[name] = (time.monotonic(), market)
     return market
+
+
+def market_cached(key: str) -> tuple[Market | None] | None:
+    """``(market or None,)`` if ``market_get(key)`` (or ``market_by_symbol``, key ``"symbol:ETHUSDT"``) would
+    answer from the cache now, else None: the ASGI fast path serves a market only when no query is needed."""
+    hit = _market_cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < _MARKET_CACHE_SECONDS:
+        return (hit[1],)
+    return None
 
 
 def market_by_symbol(symbol: str) -> Market | None:
     """A market by its Binance symbol (ETHUSDT), through the same short cache."""
-    hit = _market_cache.get("symbol:" + symbol)
+    hit = market_cached("symbol:" + symbol)
+    if hit is not None:
+        return hit[0]
     now = time.monotonic()
-    if hit is not None and now - hit[0] < _MARKET_CACHE_SECONDS:
-        return hit[1]
     found = None
     for m in markets():
         if m.base.symbol + m.quote.symbol == symbol:
@@ -121,19 +129,31 @@ _redis_clients: dict[str, Any] = {}
 def redis_live() -> bool:
     """Whether to read Redis: ``MARKET_DATA_SOURCE`` "redis" or "database" decide; "auto" (the default)
     reads Redis while the consumer's heartbeat is set, checked once a second."""
-    source = settings.MARKET_DATA_SOURCE
-    if source != "auto":
-        return source == "redis"
-    now = time.monotonic()
-    if now - float(_redis_state[0]) < _REDIS_CHECK_SECONDS:
-        return bool(_redis_state[1])
+    live = redis_live_known()
+    if live is not None:
+        return live
     from markets import marketdata
 
     try:
         live = bool(_redis().exists(marketdata.HEARTBEAT_KEY))
     except Exception:  # Redis down: serve from PostgreSQL and the matcher
         live = False
-    _redis_state[:] = [now, live]
+    return redis_live_record(live)
+
+
+def redis_live_known() -> bool | None:
+    """``redis_live()`` if it needs no Redis round trip now (setting, or a fresh heartbeat check), else None."""
+    source = settings.MARKET_DATA_SOURCE
+    if source != "auto":
+        return source == "redis"
+    if time.monotonic() - float(_redis_state[0]) < _REDIS_CHECK_SECONDS:
+        return bool(_redis_state[1])
+    return None
+
+
+def redis_live_record(live: bool) -> bool:
+    """Remember a heartbeat check (``redis_live`` and the ASGI fast path's async check share it)."""
+    _redis_state[:] = [time.monotonic(), live]
     return live
 
 
@@ -147,20 +167,42 @@ def _plain_levels(levels: list[Any]) -> list[list[str]]:
 def depth(market: str, limit: int = 20, interval: str | None = None) -> dict[str, Any]:
     """{"asks", "bids", "seq"}: the consumer's view in Redis when it holds this one, else the matcher's book."""
     if redis_live():
-        from markets import aggregation, marketdata
+        key = depth_redis_key(market, limit, interval)
+        book = depth_from_view(_redis().get(key), limit) if key is not None else None
+        if book is not None:
+            return book
+    return depth_from_matcher(market, limit, interval)
 
-        spec = marketdata.market_spec(market)
-        if limit <= aggregation.DEPTH_MAX_LIMIT:
-            try:
-                iv = aggregation.normalize_interval(interval, spec.price_prec)
-            except ValueError:
-                iv = None
-            raw = _redis().get(marketdata.depth_key(market, iv)) if iv is not None else None
-            if raw is not None:
-                view = json.loads(raw)
-                if view["seq"]:
-                    return {"asks": _plain_levels(view["asks"][:limit]), "bids": _plain_levels(view["bids"][:limit]),
-                            "seq": view["seq"]}
+
+def depth_redis_key(market: str, limit: int, interval: str | None, price_prec: int | None = None) -> str | None:
+    """The Redis key holding ``market``'s depth view for this ``interval``, or None when Redis cannot answer
+    (more levels than the consumer keeps, an interval it does not keep). ``price_prec`` spares the lookup."""
+    from markets import aggregation, marketdata
+
+    if limit > aggregation.DEPTH_MAX_LIMIT:
+        return None
+    if price_prec is None:
+        price_prec = marketdata.market_spec(market).price_prec
+    try:
+        iv = aggregation.normalize_interval(interval, price_prec)
+    except ValueError:
+        return None
+    return marketdata.depth_key(market, iv)
+
+
+def depth_from_view(raw: str | None, limit: int) -> dict[str, Any] | None:
+    """The first ``limit`` levels of a depth view read from Redis; None if absent or never filled (seq 0)."""
+    if raw is None:
+        return None
+    view = json.loads(raw)
+    if not view["seq"]:
+        return None
+    return {"asks": _plain_levels(view["asks"][:limit]), "bids": _plain_levels(view["bids"][:limit]),
+            "seq": view["seq"]}
+
+
+def depth_from_matcher(market: str, limit: int, interval: str | None) -> dict[str, Any]:
+    """The matcher's book over gRPC (exact, but a round trip to the single writer)."""
     from matcher.client import get_client
 
     book = get_client().depth(market, limit=limit, interval=interval)

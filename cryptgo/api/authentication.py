@@ -43,13 +43,17 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def client_ip(request: Any) -> str:
     """The caller's address: REMOTE_ADDR, or the X-Forwarded-For entry our trusted proxies added."""
     meta = request.META
+    return client_ip_of(meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"))
+
+
+def client_ip_of(remote_addr: str | None, forwarded: str | None) -> str:
+    """``client_ip`` from the peer address and the X-Forwarded-For value (the ASGI fast path has no request)."""
     proxies = settings.REST_FRAMEWORK.get("NUM_PROXIES") or 0
-    forwarded = meta.get("HTTP_X_FORWARDED_FOR")
     if proxies and forwarded:
         hops = [h.strip() for h in forwarded.split(",") if h.strip()]
         if hops:
             return hops[-min(proxies, len(hops))]
-    return str(meta.get("REMOTE_ADDR") or "")
+    return str(remote_addr or "")
 
 
 def ip_allowed(key: ApiKey, ip: str) -> bool:

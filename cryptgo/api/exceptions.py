@@ -46,7 +46,12 @@ def _drf_error(exc: drf.APIException) -> tuple[str, str, dict[str, Any]]:
     return code, str(detail), details
 
 
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+def error_parts(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+    """(status, body, headers) of the error response for ``exc``, or None for an unexpected exception.
+
+    Shared by DRF's exception handler below and the ASGI fast path (``cryptgo.fastpath``), so an
+    error answered by either has the same status, body and headers.
+    """
     headers: dict[str, str] = {}
     if isinstance(exc, Http404):
         exc = drf.NotFound()
@@ -66,5 +71,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             headers["Retry-After"] = str(int(exc.wait) + 1)  # type: ignore[attr-defined]
     else:
         return None  # a bug: let Django log it and answer 500
+    return status, body, headers
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    parts = error_parts(exc)
+    if parts is None:
+        return None
     set_rollback()
+    status, body, headers = parts
     return Response(body, status=status, headers=headers)

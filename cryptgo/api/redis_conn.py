@@ -6,9 +6,13 @@ hold a request for long (callers fail open).
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import weakref
+from typing import Any
 
 import redis
+import redis.asyncio
 from django.conf import settings
 
 
@@ -19,3 +23,22 @@ def _client(url: str) -> redis.Redis:
 
 def get() -> redis.Redis:
     return _client(settings.REDIS_URL)
+
+
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, bool], Any]] = \
+    weakref.WeakKeyDictionary()
+
+
+def get_async(decode_responses: bool = False, socket_timeout: float = 0.5) -> redis.asyncio.Redis:
+    """A redis.asyncio client for the running event loop (the ASGI fast path): one per loop, URL and decoding.
+
+    asyncio connections belong to the loop that opened them, so a client is never shared across loops.
+    """
+    per_loop = _async_clients.setdefault(asyncio.get_running_loop(), {})
+    key = (settings.REDIS_URL, decode_responses)
+    client = per_loop.get(key)
+    if client is None:
+        client = per_loop[key] = redis.asyncio.Redis.from_url(
+            settings.REDIS_URL, decode_responses=decode_responses, socket_timeout=socket_timeout,
+            socket_connect_timeout=min(socket_timeout, 0.5))
+    return client

@@ -34,24 +34,59 @@ def parse_rate(rate: str) -> tuple[int, int] | None:
     return int(count), _UNITS[unit]
 
 
+Counter = tuple[str, str, int, int]  # (scope, ident, limit, period)
+
+
+def ip_counters(ip: str) -> list[Counter]:
+    """The per-IP limit of a request from ``ip`` (none when it is off or the address unknown)."""
+    ip_rate = parse_rate(settings.API_THROTTLE_IP_RATE)
+    return [("ip", ip, *ip_rate)] if ip_rate is not None and ip else []
+
+
+def counter_keys(counters: list[Counter], now: float) -> list[tuple[str, int]]:
+    """(Redis key, expiry in seconds) of the current fixed window of each counter."""
+    return [(f"throttle:{scope}:{ident}:{int(now // period)}", period + 1) for scope, ident, _, period in counters]
+
+
+def throttle_wait(counters: list[Counter], counts: list[int], now: float) -> float | None:
+    """Seconds until the request would be let through, given each counter after INCR; None if it is now."""
+    waits = [(int(now // period) + 1) * period - now
+             for (_, _, limit, period), count in zip(counters, counts, strict=True) if count > limit]
+    return max(waits) if waits else None
+
+
+async def ip_throttle_wait(ip: str) -> float | None:
+    """``IPThrottle`` for the ASGI fast path: the same counters and windows, counted with redis.asyncio."""
+    counters = ip_counters(ip)
+    if not counters:
+        return None
+    now = time.time()
+    try:
+        pipe = redis_conn.get_async().pipeline(transaction=False)
+        for key, expiry in counter_keys(counters, now):
+            pipe.incr(key)
+            pipe.expire(key, expiry)
+        replies = await pipe.execute()
+    except Exception:
+        log.warning("throttle counter unavailable; letting the request through", exc_info=True)
+        return None
+    return throttle_wait(counters, replies[::2], now)
+
+
 class ApiThrottle(BaseThrottle):
     """Both limits, per user (authenticated requests) and per client IP, in one Redis round trip."""
 
     def __init__(self) -> None:
         self._wait: float | None = None
 
-    def counters(self, request: Any) -> list[tuple[str, str, int, int]]:
+    def counters(self, request: Any) -> list[Counter]:
         """(scope, ident, limit, period) of every limit that applies to this request."""
         out = []
         user = getattr(request, "user", None)
         user_rate = parse_rate(settings.API_THROTTLE_USER_RATE)
         if user_rate is not None and user is not None and user.is_authenticated:
             out.append(("user", str(user.pk), *user_rate))
-        ip_rate = parse_rate(settings.API_THROTTLE_IP_RATE)
-        ip = client_ip(request)
-        if ip_rate is not None and ip:
-            out.append(("ip", ip, *ip_rate))
-        return out
+        return out + ip_counters(client_ip(request))
 
     def allow_request(self, request: Any, view: Any) -> bool:
         counters = self.counters(request)
@@ -60,20 +95,15 @@ class ApiThrottle(BaseThrottle):
         now = time.time()
         try:
             pipe = redis_conn.get().pipeline(transaction=False)
-            for scope, ident, _, period in counters:
-                key = f"throttle:{scope}:{ident}:{int(now // period)}"
+            for key, expiry in counter_keys(counters, now):
                 pipe.incr(key)
-                pipe.expire(key, period + 1)
+                pipe.expire(key, expiry)
             replies = pipe.execute()
         except Exception:
             log.warning("throttle counter unavailable; letting the request through", exc_info=True)
             return True
-        waits = [(int(now // period) + 1) * period - now
-                 for (_, _, limit, period), count in zip(counters, replies[::2], strict=True) if count > limit]
-        if waits:
-            self._wait = max(waits)
-            return False
-        return True
+        self._wait = throttle_wait(counters, replies[::2], now)
+        return self._wait is None
 
     def wait(self) -> float | None:
         return self._wait
@@ -82,17 +112,17 @@ class ApiThrottle(BaseThrottle):
 class IPThrottle(ApiThrottle):
     """Only the per-IP limit (unauthenticated endpoints)."""
 
-    def counters(self, request: Any) -> list[tuple[str, str, int, int]]:
-        return [c for c in super().counters(request) if c[0] == "ip"]
+    def counters(self, request: Any) -> list[Counter]:
+        return ip_counters(client_ip(request))
 
 
 class LoginThrottle(ApiThrottle):
     """Password and token endpoints: a tight per-IP limit against guessing (``API_THROTTLE_LOGIN_RATE``)."""
 
-    def counters(self, request: Any) -> list[tuple[str, str, int, int]]:
+    def counters(self, request: Any) -> list[Counter]:
         rate = parse_rate(settings.API_THROTTLE_LOGIN_RATE)
         ip = client_ip(request)
-        out = [c for c in super().counters(request) if c[0] == "ip"]
+        out = ip_counters(ip)
         if rate is not None and ip:
             out.append(("login", ip, *rate))
         return out
