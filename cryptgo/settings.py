@@ -185,6 +185,8 @@ API_SIGNATURE_WINDOW_MS = envint("API_SIGNATURE_WINDOW_MS", 5000)
 API_SECRET_KEYS = envlist("API_SECRET_KEYS", "")
 # Where the API reads market data: auto (Redis while run_marketdata's heartbeat is set), redis, database.
 MARKET_DATA_SOURCE = env("MARKET_DATA_SOURCE", "auto")
+# The ASGI layer that answers hot public reads before Django (cryptgo/fastpath.py, docs/adr/0007).
+API_FAST_PATH = envbool("API_FAST_PATH", True)
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=envint("JWT_ACCESS_MINUTES", 15)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=envint("JWT_REFRESH_DAYS", 7)),

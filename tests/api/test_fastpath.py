@@ -1,0 +1,235 @@
+"""The ASGI fast path (cryptgo/fastpath.py) answers exactly as Django does, and only what it may.
+
+Every request here is sent twice at the ASGI level, once through ``cryptgo.asgi.application`` (the
+fast path in front of Django) and once to Django alone, and the two answers must agree: status,
+headers, body. A spy in place of Django tells which requests the fast path served itself. The live
+tests run the same requests through uvicorn, as production serves them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import requests
+
+from markets import marketdata, selectors
+from markets.models import Market
+from trading import services
+
+pytestmark = pytest.mark.slow
+
+
+def _scope(path: str, query: str = "", method: str = "GET", ip: str = "198.51.100.7",
+           headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+            "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
+            "headers": headers if headers is not None else [(b"host", b"127.0.0.1:8000")],
+            "client": (ip, 40000), "server": ("127.0.0.1", 8000)}
+
+
+async def _call(app: Any, scope: dict[str, Any], body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await asyncio.sleep(3600)  # no disconnect while Django answers
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = sent[0]
+    headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+    return start["status"], headers, b"".join(m.get("body", b"") for m in sent[1:])
+
+
+class Spy:
+    """Django behind the fast path, recording what fell through to it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.paths: list[str] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.paths.append(scope["path"])
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture
+def book(matcher, alice, bob, settings):
+    """A book with levels on both sides and two deals, in Redis as run_marketdata keeps it."""
+    from markets.consumer import MarketData
+
+    matcher.client.update_balance(alice.pk, "ETH", "deposit", "fp-eth", "10")
+    matcher.client.update_balance(bob.pk, "USDT", "deposit", "fp-usdt", "100000")
+    m = Market.objects.get(name="ETH_USDT")
+    for price in ("2001.5", "2003", "2010", "2010.07"):
+        services.order_place(user=alice, market=m, side="sell", type="limit", price=price, amount="1")
+    services.order_place(user=bob, market=m, side="buy", type="market", quote_amount="3000")
+    for price in ("1995.25", "1990", "1989.99"):
+        services.order_place(user=bob, market=m, side="buy", type="limit", price=price, amount="0.5")
+    MarketData(marketdata.redis_client()).rebuild(["ETH_USDT"], progress=False)
+    settings.MARKET_DATA_SOURCE = "redis"
+    selectors.forget_source()
+    return m
+
+
+REQUESTS = [
+    ("/api/v1/markets/ETH_USDT/depth", ""),
+    ("/api/v1/markets/ETH_USDT/depth", "limit=2"),
+    ("/api/v1/markets/ETH_USDT/depth", "limit=007&interval=10"),
+    ("/api/v1/markets/ETH_USDT/depth", "interval=0.1&limit=100"),
+    ("/api/v1/markets/ETH_USDT/depth", "limit=500"),            # more than Redis keeps: the matcher's book
+    ("/api/v1/markets/ETH_USDT/depth", "interval=0.5"),          # an interval Redis does not keep: the matcher
+    ("/api/v1/markets/ETH_USDT/depth", "limit=abc"),
+    ("/api/v1/markets/ETH_USDT/depth", "limit=0"),
+    ("/api/v1/markets/ETH_USDT/depth", "limit=501"),
+    ("/api/v1/markets/ETH_USDT/depth", "limit=&interval="),
+    ("/api/v1/markets/ETH_USDT/depth", "limit=%2020%20&other=1"),
+    ("/api/v1/markets/ETH_USDT/depth", "interval=0.001"),
+    ("/api/v1/markets/ETH_USDT/depth", "interval=0"),
+    ("/api/v1/markets/ETH_USDT/depth", "interval=1e3"),
+    ("/api/v1/markets/ETH_USDT/depth", "limit=1&limit=3"),
+    ("/api/v1/markets/NOPE_USDT/depth", "limit=abc"),
+    ("/api/v3/depth", "symbol=ETHUSDT"),
+    ("/api/v3/depth", "symbol=ETHUSDT&limit=3"),
+    ("/api/v3/depth", "symbol=ETHUSDT&limit=1000"),
+    ("/api/v3/depth", "symbol=ETHUSDT&limit=0"),
+    ("/api/v3/depth", "symbol=ETHUSDT&limit=x"),
+    ("/api/v3/depth", "symbol=NOPE"),
+]
+
+
+def test_fast_path_answers_as_django_does(book):
+    from cryptgo.asgi import application, django_asgi_app
+    from cryptgo.fastpath import FastPath
+
+    spy = Spy(django_asgi_app)
+    fast = FastPath(spy)
+
+    def warm() -> None:  # the fast path answers only from the market cache
+        for name in ("ETH_USDT", "NOPE_USDT"):
+            selectors.market_get(name)
+        for symbol in ("ETHUSDT", "NOPE"):
+            selectors.market_by_symbol(symbol)
+
+    async def run() -> None:
+        for path, query in REQUESTS:
+            await asyncio.to_thread(warm)  # the cache lapses after 2 s: keep it warm (ORM calls need a thread)
+            spy.paths.clear()
+            got = await _call(fast, _scope(path, query))
+            assert spy.paths == [], (path, query)  # the fast path answered, matcher fallbacks and errors included
+            want = await _call(django_asgi_app, _scope(path, query))
+            assert got == want, (path, query)
+            assert got == await _call(application, _scope(path, query))  # the app uvicorn serves
+
+    asyncio.run(run())
+    ok = json.loads(asyncio.run(_call(fast, _scope("/api/v1/markets/ETH_USDT/depth", "limit=2")))[2])
+    assert ok["asks"] == [["2003", "0.5015"], ["2010", "1"]] and ok["bids"][0] == ["1995.25", "0.5"]
+    assert ok["seq"] > 0
+
+
+def test_what_the_fast_path_leaves_to_django(book, settings):
+    from cryptgo.asgi import django_asgi_app
+    from cryptgo.fastpath import FastPath
+
+    spy = Spy(django_asgi_app)
+    fast = FastPath(spy)
+    path = "/api/v1/markets/ETH_USDT/depth"
+
+    def through(scope: dict[str, Any], body: bytes = b"") -> bool:
+        spy.paths.clear()
+        status, _, _ = asyncio.run(_call(fast, scope, body))
+        assert status < 500
+        return spy.paths == [scope["path"]]
+
+    selectors.forget_cache()
+    assert through(_scope(path))  # market not cached: Django looks it up (and fills the cache)
+    assert not through(_scope(path))
+    assert through(_scope("/api/v3/depth", "symbol=ETHUSDT"))
+    assert not through(_scope("/api/v3/depth", "symbol=ETHUSDT"))
+    assert through(_scope("/api/v3/depth"))  # no symbol: Django's -1102
+    assert through(_scope(path, method="HEAD"))
+    assert through(_scope(path, headers=[(b"host", b"evil.example")]))  # Django refuses the host
+    assert through(_scope(path, headers=[]))
+    assert through(_scope(path, headers=[(b"host", b"127.0.0.1"), (b"content-length", b"2")]), b"{}")
+    assert through(_scope(path + "/"))
+    assert through(_scope("/api/v1/markets/ETH_USDT/deals"))
+    settings.MARKET_DATA_SOURCE = "database"
+    assert through(_scope(path))
+    settings.MARKET_DATA_SOURCE = "redis"
+    settings.API_FAST_PATH = False
+    assert through(_scope(path))
+
+
+def test_fast_path_throttles_with_the_same_counters(book, settings):
+    """The per-IP limit counts requests of both paths in the same Redis window; 429s look alike."""
+    from cryptgo.asgi import django_asgi_app
+    from cryptgo.fastpath import FastPath
+
+    settings.API_THROTTLE_IP_RATE = "3/hour"
+    fast = FastPath(django_asgi_app)
+    selectors.market_get("ETH_USDT")
+    selectors.market_by_symbol("ETHUSDT")
+
+    async def run(path: str, query: str, ip: str) -> list[tuple[int, dict[str, str], bytes]]:
+        out = []
+        for app in (django_asgi_app, fast, django_asgi_app, fast, django_asgi_app):
+            out.append(await _call(app, _scope(path, query, ip=ip)))
+        return out
+
+    import secrets
+
+    ip = f"203.0.113.{secrets.randbelow(250) + 1}"
+    native = asyncio.run(run("/api/v1/markets/ETH_USDT/depth", "limit=1", ip))
+    assert [r[0] for r in native] == [200, 200, 200, 429, 429]
+    (_, h1, b1), (_, h2, b2) = native[3], native[4]
+    j1, j2 = json.loads(b1), json.loads(b2)
+    assert j1["code"] == j2["code"] == "throttled"
+    assert abs(j1["details"]["retry_after"] - j2["details"]["retry_after"]) <= 1
+    assert abs(int(h1["retry-after"]) - int(h2["retry-after"])) <= 1
+    assert {k for k in h1 if k != "content-length"} == {k for k in h2 if k != "content-length"}
+
+    binance = asyncio.run(run("/api/v3/depth", "symbol=ETHUSDT&limit=1", f"2001:db8::{secrets.randbelow(9999)}"))
+    assert [r[0] for r in binance] == [200, 200, 200, 429, 429]
+    assert json.loads(binance[3][2])["code"] == json.loads(binance[4][2])["code"] == -1003
+    assert binance[3][1].keys() == binance[4][1].keys()
+
+
+def test_live_server_serves_depth_through_the_fast_path(book, matcher, tmp_path, api):
+    """uvicorn as production runs it: the answers equal the DRF views' (in-process test client)."""
+    from tests.api.live import LiveApi
+
+    server = LiveApi(tmp_path, matcher.addr, workers=1, MARKET_DATA_SOURCE="redis",
+                     API_THROTTLE_IP_RATE="1000/hour").start()
+    try:
+        with requests.Session() as s:
+            for path, query in REQUESTS:
+                s.get(f"{server.url}{path}?{query}", timeout=30)  # warms the server's market cache
+                r = s.get(f"{server.url}{path}?{query}", timeout=30)
+                want = api.get(f"{path}?{query}")
+                assert (r.status_code, r.json()) == (want.status_code, want.json()), (path, query)
+                assert r.headers["Content-Type"] == "application/json"
+                assert int(r.headers["Content-Length"]) == len(r.content)
+            # Django logs every 4xx it answers (django.request, "Bad Request"); the fast path does not. Only a
+            # request that finds the market cache lapsed (every 2 s) falls through to Django.
+            before = server.log_tail(10_000).count("Bad Request: /api/v1/markets/ETH_USDT/depth")
+            for _ in range(20):
+                assert s.get(f"{server.url}/api/v1/markets/ETH_USDT/depth?limit=0", timeout=30).status_code == 400
+            after = server.log_tail(10_000).count("Bad Request: /api/v1/markets/ETH_USDT/depth")
+            assert after - before < 10, server.log_tail()
+            total = Decimal(0)
+            for _ in range(20):  # keep-alive: many requests on one connection
+                r = s.get(f"{server.url}/api/v3/depth?symbol=ETHUSDT&limit=5", timeout=30)
+                assert r.status_code == 200
+                total += sum(Decimal(a) for _, a in r.json()["asks"])
+            assert total == 20 * Decimal("2.5015")
+    finally:
+        server.stop()
