@@ -34,8 +34,10 @@ class OrderStatus(models.TextChoices):
 
 
 class Balance(models.Model):
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="balances")
-    asset = models.ForeignKey("markets.Asset", on_delete=models.PROTECT, related_name="balances")
+    # no single-column indexes: balance_unique_user_asset serves every lookup (docs/matcher.md, indexes)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="balances",
+                             db_index=False)
+    asset = models.ForeignKey("markets.Asset", on_delete=models.PROTECT, related_name="balances", db_index=False)
     available = money_field(default=0)
     frozen = money_field(default=0)
     updated_at = models.DateTimeField()
@@ -53,9 +55,14 @@ class Balance(models.Model):
 
 
 class Order(models.Model):
+    # The matcher's tables (orders, deals, ledger) have foreign keys without database constraints and only
+    # the indexes a query uses: they take thousands of rows per second from one writer, the matcher, whose
+    # ids come from its own engine and from tables it loaded (ADR 0006, "Foreign keys and indexes").
     id = models.BigIntegerField(primary_key=True, help_text="The engine's order id.")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
-    market = models.ForeignKey("markets.Market", on_delete=models.PROTECT, related_name="orders")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders",
+                             db_constraint=False, db_index=False)
+    market = models.ForeignKey("markets.Market", on_delete=models.PROTECT, related_name="orders",
+                               db_constraint=False, db_index=False)
     side = models.CharField(max_length=4, choices=Side.choices)
     type = models.CharField(max_length=6, choices=OrderType.choices)
     time_in_force = models.CharField(max_length=3, choices=TimeInForce.choices, default=TimeInForce.GTC)
@@ -66,8 +73,9 @@ class Order(models.Model):
     filled_amount = money_field(default=0)
     filled_quote = money_field(default=0)
     fee = money_field(default=0)
-    fee_asset = models.ForeignKey("markets.Asset", on_delete=models.PROTECT, related_name="+", null=True)
-    status = models.CharField(max_length=16, choices=OrderStatus.choices, db_index=True)
+    fee_asset = models.ForeignKey("markets.Asset", on_delete=models.PROTECT, related_name="+", null=True,
+                                  db_constraint=False, db_index=False)
+    status = models.CharField(max_length=16, choices=OrderStatus.choices)
     client_order_id = models.CharField(max_length=64, null=True, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
@@ -92,14 +100,17 @@ class Order(models.Model):
 
 class Deal(models.Model):
     id = models.BigIntegerField(primary_key=True, help_text="The engine's deal id.")
-    market = models.ForeignKey("markets.Market", on_delete=models.PROTECT, related_name="deals")
+    market = models.ForeignKey("markets.Market", on_delete=models.PROTECT, related_name="deals",
+                               db_constraint=False, db_index=False)
     price = money_field()
     amount = money_field()
     quote_amount = money_field()
-    maker_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="maker_deals")
-    taker_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="taker_deals")
-    maker_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="maker_deals")
-    taker_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="taker_deals")
+    maker_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="maker_deals", db_constraint=False)
+    taker_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="taker_deals", db_constraint=False)
+    maker_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="maker_deals",
+                                   db_constraint=False, db_index=False)
+    taker_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="taker_deals",
+                                   db_constraint=False, db_index=False)
     maker_fee = money_field()
     taker_fee = money_field()
     taker_side = models.CharField(max_length=4, choices=Side.choices)
@@ -120,8 +131,10 @@ class Deal(models.Model):
 class BalanceHistory(models.Model):
     """The ledger: one row per change of a user's total (available + frozen) in an asset."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger")
-    asset = models.ForeignKey("markets.Asset", on_delete=models.PROTECT, related_name="ledger")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger",
+                             db_constraint=False, db_index=False)
+    asset = models.ForeignKey("markets.Asset", on_delete=models.PROTECT, related_name="ledger",
+                              db_constraint=False, db_index=False)
     business = models.CharField(max_length=32)
     business_id = models.CharField(max_length=128)
     change = money_field()
