@@ -12,6 +12,16 @@ decides anything: it turns the engine's events into rows.
 
 Amounts are the engine's decimal strings, sent as text and parsed by
 PostgreSQL: no float and no ``Decimal`` arithmetic on the way.
+
+This is the matcher's hottest Python after the engine (about five events per
+command), so ``prepare`` does not go through ``Event.to_dict()`` and a dict per
+message: it writes each Kafka message and each row as text directly, with the
+parts of an order that never change (id, user, market, price, ...) formatted
+once per order. ``message_of`` is the plain ``to_dict()`` + JSON form; the two
+give the same bytes (tests/matcher/test_persist_format.py), and events that are
+rare or carry caller-supplied data (a balance update with a detail, a business
+of the caller's) take the plain form. Rows go to PostgreSQL as COPY text built
+here (one ``write`` per table), not ``write_row`` per row.
 """
 
 from __future__ import annotations
@@ -27,13 +37,21 @@ import psycopg
 
 from matcher.engine import BalanceEvent, DealEvent, Event, OrderEvent
 from matcher.engine.amounts import format_units
-from matcher.engine.events import CANCELLED, EXPIRED, FILLED, NEW, SELF_TRADE
+from matcher.engine.book import BUY, MARKET
+from matcher.engine.events import CANCELLED, EXPIRED, FILLED, NEW, RESERVED_BUSINESSES, SELF_TRADE
 from matcher.service.state import STATE_ID, ms_to_dt
 
 SCHEMA_VERSION = 1
 #: Events (Kafka messages) per matcher_eventoutbox row.
 OUTBOX_CHUNK = 1000
+#: trading_order.status of a finished order, by the engine's done reason
 _STATUS = {FILLED: "filled", CANCELLED: "cancelled", EXPIRED: "expired", SELF_TRADE: "self_trade"}
+#: the order dict's status (contract C), by the engine's done reason (events.OrderEvent.status)
+_EVENT_STATUS = {None: "open", FILLED: "filled", CANCELLED: "cancelled", EXPIRED: "expired",
+                 SELF_TRADE: "cancelled"}
+_NULL = "\\N"  # NULL in COPY text
+_JSON_REASON = {None: "null", FILLED: '"filled"', CANCELLED: '"cancelled"', EXPIRED: '"expired"',
+                SELF_TRADE: '"self_trade"'}
 
 
 def dumps(obj: Any) -> str:
@@ -43,6 +61,56 @@ def dumps(obj: Any) -> str:
         return orjson.dumps(obj).decode()
     except TypeError:
         return json.dumps(obj)
+
+
+def _q(text: str) -> str:
+    """A JSON string literal."""
+    return orjson.dumps(text).decode()
+
+
+def copy_text(value: str) -> str:
+    """A text value for COPY's text format (backslash, tab, newline and carriage return escaped)."""
+    if "\\" in value:
+        value = value.replace("\\", "\\\\")
+    if "\t" in value:
+        value = value.replace("\t", "\\t")
+    if "\n" in value:
+        value = value.replace("\n", "\\n")
+    if "\r" in value:
+        value = value.replace("\r", "\\r")
+    return value
+
+
+_zeros: dict[int, str] = {}
+
+
+def fmt(units: int, prec: int) -> str:
+    """``format_units`` (the same text; tests compare them), quicker for the usual positive amounts
+    and with zero (the most frequent amount in events) looked up."""
+    if units > 0 and prec:
+        digits = str(units)
+        if len(digits) > prec:
+            return f"{digits[:-prec]}.{digits[-prec:]}"
+        return "0." + digits.rjust(prec, "0")
+    if units:
+        return format_units(units, prec)
+    z = _zeros.get(prec)
+    if z is None:
+        z = _zeros[prec] = format_units(0, prec)
+    return z
+
+
+def message_of(ev: Event, topics: dict[str, str]) -> str:
+    """``topic<TAB>key<TAB>message JSON`` of one event, from ``to_dict()`` (contract C)."""
+    d = ev.to_dict()
+    if type(ev) is OrderEvent:
+        topic, key = topics["order"], d["order"]["user"]
+    elif type(ev) is BalanceEvent:
+        topic, key = topics["balance"], d["user"]
+    else:
+        topic, key = topics["deal"], d["market"]
+    return f"{topic}\t{key}\t" + dumps({"v": SCHEMA_VERSION, "type": d["kind"], "seq": ev.seq, "time": ev.time,
+                                        "data": d})
 
 
 @dataclass
@@ -70,16 +138,54 @@ class Batch:
 
 @dataclass
 class Rows:
-    """A batch turned into rows, ready for ``Persister.execute``."""
+    """A batch turned into COPY text (one string per table, "" when none) and arrays, for ``execute``."""
 
     batch: Batch
     now: datetime
-    inserts: list[tuple[Any, ...]]
-    updates: tuple[list[int], list[str], list[str], list[str], list[str], list[datetime]]
-    deals: list[tuple[Any, ...]]
-    balances: list[tuple[int, int, datetime, str, str]]
-    ledger: list[tuple[Any, ...]]
-    outbox: list[tuple[int, int, str]]
+    oplog: str
+    inserts: str
+    # trading_order updates as PostgreSQL array literals: ids, filled, filled_quote, fee, status, updated_at
+    updates: tuple[str, str, str, str, str, str] | None
+    deals: str
+    # balance upserts as array literals: user ids, asset ids, available, frozen, updated_at
+    balances: tuple[str, str, str, str, str] | None
+    ledger: str
+    outbox: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class _OrderText:
+    """The parts of an order's message and row that never change, formatted once per order."""
+
+    __slots__ = ("json_head", "json_mid", "json_tail", "row_head", "row_mid", "amount_prec", "quote_prec",
+                 "fee_prec", "user")
+
+    def __init__(self, o: Any, market_id: int, asset_ids: dict[str, int]) -> None:
+        m = o.market
+        is_buy = o.side == BUY
+        fee_asset = m.base if is_buy else m.quote
+        is_market = o.type == MARKET
+        is_market_buy = is_market and is_buy
+        price = None if is_market else format_units(o.price, m.price_prec)
+        amount = None if is_market_buy else format_units(o.amount, m.amount_prec)
+        quote_amount = format_units(o.quote_amount, m.quote.prec) if is_market_buy else None
+        static = {"id": o.id, "user": o.user, "market": m.name, "side": o.side, "type": o.type, "tif": o.tif,
+                  "post_only": o.post_only, "stp": o.stp, "price": price, "amount": amount,
+                  "quote_amount": quote_amount}
+        # '{"id":1,...,"quote_amount":null' + ',"filled_amount":"'
+        self.json_head = dumps(static)[:-1] + ',"filled_amount":"'
+        self.json_mid = f'","fee_asset":{_q(fee_asset.name)},"status":"'
+        self.json_tail = (f'","client_order_id":{"null" if o.client_order_id is None else _q(o.client_order_id)},'
+                          f'"created_at":{o.created_at},"updated_at":')
+        self.row_head = (f"{o.id}\t{o.user}\t{market_id}\t{o.side}\t{o.type}\t{o.tif}\t{'t' if o.post_only else 'f'}"
+                         f"\t{_NULL if price is None else price}\t{_NULL if amount is None else amount}"
+                         f"\t{_NULL if quote_amount is None else quote_amount}\t")
+        coid = _NULL if o.client_order_id is None else copy_text(o.client_order_id)
+        self.row_mid = (asset_ids[fee_asset.name], coid)
+        self.amount_prec = m.amount_prec
+        self.quote_prec = m.quote.prec
+        self.fee_prec = fee_asset.prec
+        self.user = o.user
 
 
 class Persister:
@@ -91,6 +197,10 @@ class Persister:
                        "balance": f"{topic_prefix}balances", "depth": f"{topic_prefix}depth"}
         self.asset_ids: dict[str, int] = {}
         self.market_ids: dict[str, int] = {}
+        # order id -> its unchanging text; dropped with the order's done event (so: open orders only)
+        self._orders: dict[int, _OrderText] = {}
+        # timestamptz text by ms (every event of a batch has the batch's time)
+        self._ts: dict[int, str] = {}
         # where the time goes (logged at shutdown, printed by bench/matcher_e2e.py)
         self.build_seconds = 0.0
         self.db_seconds = 0.0
@@ -108,104 +218,171 @@ class Persister:
         """Write the batch in one transaction and commit; raises on any failure (the caller must crash)."""
         self.execute(self.prepare(b))
 
+    def _timestamp(self, ms: int) -> str:
+        v = self._ts.get(ms)
+        if v is None:
+            if len(self._ts) > 1000:
+                self._ts.clear()
+            v = self._ts[ms] = ms_to_dt(ms).isoformat()
+        return v
+
     def prepare(self, b: Batch) -> Rows:
-        """Turn the batch's events into rows (Python only, no I/O).
+        """Turn the batch's events into rows and messages (Python only, no I/O).
 
         Separate from ``execute`` so the batching loop can prepare batch N+1 while batch N's
         transaction is in PostgreSQL (the GIL is released while psycopg waits).
         """
         t0 = time.perf_counter()
-        now = ms_to_dt(b.time_ms)
-        dts = {b.time_ms: now}
-
-        def dt(ms: int) -> datetime:
-            # every event of a batch carries the batch's time: one conversion per batch
-            v = dts.get(ms)
-            if v is None:
-                v = dts[ms] = ms_to_dt(ms)
-            return v
-
+        ts = self._timestamp
+        now_ts = ts(b.time_ms)
         asset_ids = self.asset_ids
         market_ids = self.market_ids
         topics = self.topics
+        t_order, t_balance, t_deal = topics["order"], topics["balance"], topics["deal"]
+        order_texts = self._orders
 
         messages: list[str] = []  # "topic\tkey\tmessage JSON", in event seq order
-        ledger: list[tuple[Any, ...]] = []
-        balances: dict[tuple[int, str], tuple[int, int, datetime, str, str]] = {}
-        last_order: dict[int, tuple[OrderEvent, dict[str, Any]]] = {}
+        ledger: list[str] = []
+        balances: dict[tuple[int, str], tuple[int, int, str, str, str]] = {}
+        # order id -> (event, its _OrderText, filled, filled_quote, fee text)
+        last_order: dict[int, tuple[OrderEvent, _OrderText, str, str, str]] = {}
         new_orders: set[int] = set()
-        deals: list[tuple[Any, ...]] = []
+        deals: list[str] = []
+        reserved = RESERVED_BUSINESSES
+        # every event of a batch carries the batch's time; events are unpacked as tuples (one step
+        # instead of an attribute lookup per field: this loop runs ~5 times per command)
+        now_ms = b.time_ms
+        now_s = str(now_ms)
         for ev in b.events:
-            d = ev.to_dict()
-            if type(ev) is BalanceEvent:
-                user = ev.user
-                aid = asset_ids[ev.asset.name]
-                messages.append(f"{topics['balance']}\t{user}\t" + dumps(
-                    {"v": SCHEMA_VERSION, "type": "balance", "seq": ev.seq, "time": ev.time, "data": d}))
-                balances[(user, ev.asset.name)] = (user, aid, dt(ev.time), d["available"], d["frozen"])
-                if ev.change:
-                    total = format_units(ev.available + ev.frozen, ev.asset.prec)
-                    ledger.append((user, aid, ev.business, d["business_id"], d["change"], total,
-                                   dumps(ev.detail) if ev.detail else "{}", ev.seq, dt(ev.time)))
-            elif type(ev) is OrderEvent:
-                od = d["order"]
-                messages.append(f"{topics['order']}\t{od['user']}\t" + dumps(
-                    {"v": SCHEMA_VERSION, "type": "order", "seq": ev.seq, "time": ev.time, "data": d}))
-                oid = ev.order.id
-                if ev.event == NEW:
+            tev = type(ev)
+            if tev is BalanceEvent:
+                seq, user, asset, business, business_id, ch, av, fr, t_ms, detail = ev
+                prec = asset.prec
+                aname = asset.name
+                change = fmt(ch, prec)
+                available = fmt(av, prec)
+                frozen = fmt(fr, prec)
+                t_s, t = (now_s, now_ts) if t_ms == now_ms else (str(t_ms), ts(t_ms))
+                if detail is None and business in reserved:
+                    # engine businesses: business_id is a deal or order id, or "<deal>:maker|taker"
+                    messages.append(
+                        f'{t_balance}\t{user}\t{{"v":1,"type":"balance","seq":{seq},"time":{t_s},"data":'
+                        f'{{"kind":"balance","seq":{seq},"user":{user},"asset":"{aname}","business":"{business}",'
+                        f'"business_id":"{business_id}","change":"{change}","available":"{available}",'
+                        f'"frozen":"{frozen}","time":{t_s},"detail":null}}}}')
+                    if ch:
+                        ledger.append(f"{user}\t{asset_ids[aname]}\t{business}\t{business_id}\t{change}\t"
+                                      f"{fmt(av + fr, prec)}\t{{}}\t{seq}\t{t}\n")
+                else:
+                    messages.append(message_of(ev, topics))
+                    if ch:
+                        ledger.append(f"{user}\t{asset_ids[aname]}\t{copy_text(business)}\t"
+                                      f"{copy_text(str(business_id))}\t{change}\t{fmt(av + fr, prec)}\t"
+                                      f"{copy_text(dumps(detail)) if detail else '{}'}\t{seq}\t{t}\n")
+                balances[(user, aname)] = (user, asset_ids[aname], t, available, frozen)
+            elif tev is OrderEvent:
+                seq, event, reason, o, filled_u, filled_quote_u, fee_u, t_ms = ev
+                oid = o.id
+                ot = order_texts.get(oid)
+                if ot is None:
+                    ot = order_texts[oid] = _OrderText(o, market_ids[o.market.name], asset_ids)
+                filled = fmt(filled_u, ot.amount_prec)
+                filled_quote = fmt(filled_quote_u, ot.quote_prec)
+                fee = fmt(fee_u, ot.fee_prec)
+                t_s = now_s if t_ms == now_ms else str(t_ms)
+                messages.append(
+                    f'{t_order}\t{ot.user}\t{{"v":1,"type":"order","seq":{seq},"time":{t_s},"data":'
+                    f'{{"kind":"order","seq":{seq},"event":"{event}",'
+                    f'"reason":{_JSON_REASON[reason]},"time":{t_s},'
+                    f'"order":{ot.json_head}{filled}","filled_quote":"{filled_quote}","fee":"{fee}{ot.json_mid}'
+                    f'{_EVENT_STATUS[reason]}{ot.json_tail}{t_s}}}}}}}')
+                if event == NEW:
                     new_orders.add(oid)
-                last_order[oid] = (ev, od)
+                last_order[oid] = (ev, ot, filled, filled_quote, fee)
+                if reason is not None:
+                    del order_texts[oid]
             else:
-                assert type(ev) is DealEvent
-                messages.append(f"{topics['deal']}\t{d['market']}\t" + dumps(
-                    {"v": SCHEMA_VERSION, "type": "deal", "seq": ev.seq, "time": ev.time, "data": d}))
-                deals.append((ev.id, market_ids[d["market"]], d["price"], d["amount"], d["quote_amount"],
-                              ev.maker_order_id, ev.taker_order_id, ev.maker_user, ev.taker_user,
-                              d["maker_fee"], d["taker_fee"], ev.taker_side, dt(ev.time)))
+                assert tev is DealEvent
+                (seq, did, m, price_u, amount_u, quote_u, maker_oid, taker_oid, maker_user, taker_user, maker_fee_u,
+                 taker_fee_u, taker_side, t_ms) = ev
+                if taker_side == BUY:
+                    maker_fee_asset, taker_fee_asset = m.quote, m.base
+                else:
+                    maker_fee_asset, taker_fee_asset = m.base, m.quote
+                price = fmt(price_u, m.price_prec)
+                amount = fmt(amount_u, m.amount_prec)
+                quote = fmt(quote_u, m.quote.prec)
+                maker_fee = fmt(maker_fee_u, maker_fee_asset.prec)
+                taker_fee = fmt(taker_fee_u, taker_fee_asset.prec)
+                t_s, t = (now_s, now_ts) if t_ms == now_ms else (str(t_ms), ts(t_ms))
+                name = m.name
+                messages.append(
+                    f'{t_deal}\t{name}\t{{"v":1,"type":"deal","seq":{seq},"time":{t_s},"data":'
+                    f'{{"kind":"deal","seq":{seq},"id":{did},"market":"{name}","price":"{price}",'
+                    f'"amount":"{amount}","quote_amount":"{quote}","maker_order_id":{maker_oid},'
+                    f'"taker_order_id":{taker_oid},"maker_user":{maker_user},'
+                    f'"taker_user":{taker_user},"maker_fee":"{maker_fee}",'
+                    f'"maker_fee_asset":"{maker_fee_asset.name}","taker_fee":"{taker_fee}",'
+                    f'"taker_fee_asset":"{taker_fee_asset.name}","taker_side":"{taker_side}",'
+                    f'"time":{t_s}}}}}')
+                deals.append(f"{did}\t{market_ids[name]}\t{price}\t{amount}\t{quote}\t{maker_oid}\t"
+                             f"{taker_oid}\t{maker_user}\t{taker_user}\t{maker_fee}\t{taker_fee}\t"
+                             f"{taker_side}\t{t}\n")
 
-        inserts: list[tuple[Any, ...]] = []
-        upd_id: list[int] = []
+        inserts: list[str] = []
+        upd_id: list[str] = []
         upd_filled: list[str] = []
         upd_fq: list[str] = []
         upd_fee: list[str] = []
         upd_status: list[str] = []
-        upd_time: list[datetime] = []
-        for oid, (ev, od) in last_order.items():
+        upd_time: list[str] = []
+        for oid, (ev, ot, filled, filled_quote, fee) in last_order.items():
             reason = ev.reason
             status = ("partially_filled" if ev.filled else "open") if reason is None else _STATUS[reason]
             if oid in new_orders:
-                inserts.append((oid, od["user"], market_ids[od["market"]], od["side"], od["type"], od["tif"],
-                                od["post_only"], od["price"], od["amount"], od["quote_amount"], od["filled_amount"],
-                                od["filled_quote"], od["fee"], asset_ids[od["fee_asset"]], status,
-                                od["client_order_id"], dt(od["created_at"]), dt(od["updated_at"])))
+                fee_asset_id, coid = ot.row_mid
+                inserts.append(f"{ot.row_head}{filled}\t{filled_quote}\t{fee}\t{fee_asset_id}\t{status}\t{coid}\t"
+                               f"{ts(ev.order.created_at)}\t{ts(ev.time)}\n")
             else:
-                upd_id.append(oid)
-                upd_filled.append(od["filled_amount"])
-                upd_fq.append(od["filled_quote"])
-                upd_fee.append(od["fee"])
+                upd_id.append(str(oid))
+                upd_filled.append(filled)
+                upd_fq.append(filled_quote)
+                upd_fee.append(fee)
                 upd_status.append(status)
-                upd_time.append(dt(od["updated_at"]))
+                upd_time.append(ts(ev.time))
 
         # One outbox row per run of up to OUTBOX_CHUNK consecutive events, one message per line: text, so
         # PostgreSQL neither parses nor indexes each message (docs/adr/0006). Event seqs are consecutive.
-        outbox: list[tuple[int, int, str]] = []
+        outbox: list[str] = []
         first_seq = b.events[0].seq if b.events else 0
         for i in range(0, len(messages), OUTBOX_CHUNK):
             chunk = messages[i:i + OUTBOX_CHUNK]
-            outbox.append((first_seq + i, first_seq + i + len(chunk) - 1, "\n".join(chunk)))
+            payload = copy_text("\n".join(chunk))
+            outbox.append(f"{first_seq + i}\t{first_seq + i + len(chunk) - 1}\t{payload}\tf\t{now_ts}\n")
+
+        oplog = "".join([f"{seq}\t{now_ts}\t{method}\t{copy_text(dumps(params))}\n" for seq, method, params in b.ops])
+        updates = None
+        if upd_id:
+            updates = ("{" + ",".join(upd_id) + "}", "{" + ",".join(upd_filled) + "}", "{" + ",".join(upd_fq) + "}",
+                       "{" + ",".join(upd_fee) + "}", "{" + ",".join(upd_status) + "}",
+                       "{" + ",".join(upd_time) + "}")
+        bal = None
+        if balances:
+            users, aids, times, avail, frozen = zip(*balances.values(), strict=True)
+            bal = ("{" + ",".join(map(str, users)) + "}", "{" + ",".join(map(str, aids)) + "}",
+                   "{" + ",".join(avail) + "}", "{" + ",".join(frozen) + "}", "{" + ",".join(times) + "}")
 
         self.build_seconds += time.perf_counter() - t0
-        self.rows += len(b.ops) + len(inserts) + len(upd_id) + len(deals) + len(balances) + len(ledger) + len(messages)
-        return Rows(b, now, inserts, (upd_id, upd_filled, upd_fq, upd_fee, upd_status, upd_time), deals,
-                    list(balances.values()), ledger, outbox)
+        counts = {"ops": len(b.ops), "inserts": len(inserts), "updates": len(upd_id), "deals": len(deals),
+                  "balances": len(balances), "ledger": len(ledger), "messages": len(messages)}
+        self.rows += sum(counts.values())
+        return Rows(b, ms_to_dt(b.time_ms), oplog, "".join(inserts), updates, "".join(deals), bal, "".join(ledger),
+                    "".join(outbox), counts)
 
     def execute(self, rows: Rows) -> None:
         """Write prepared rows in one transaction and commit; raises on any failure (the caller must crash)."""
         t1 = time.perf_counter()
-        b, now, inserts, deals = rows.batch, rows.now, rows.inserts, rows.deals
-        ledger, outbox = rows.ledger, rows.outbox
-        upd_id, upd_filled, upd_fq, upd_fee, upd_status, upd_time = rows.updates
-        balances = rows.balances
+        b, now = rows.batch, rows.now
         conn = self.conn
         sections = self.sections
         last = [t1]
@@ -216,59 +393,51 @@ class Persister:
             last[0] = t
 
         with conn.transaction(), conn.cursor() as cur:
-            if b.ops:
+            if rows.oplog:
                 with cur.copy("COPY trading_operation (seq, time, method, params) FROM STDIN") as cp:
-                    for seq, method, params in b.ops:
-                        cp.write_row((seq, now, method, dumps(params)))
+                    cp.write(rows.oplog)
             mark("oplog")
-            if inserts:
+            if rows.inserts:
                 with cur.copy("COPY trading_order (id, user_id, market_id, side, type, time_in_force, post_only,"
                               " price, amount, quote_amount, filled_amount, filled_quote, fee, fee_asset_id,"
                               " status, client_order_id, created_at, updated_at) FROM STDIN") as cp:
-                    for row in inserts:
-                        cp.write_row(row)
+                    cp.write(rows.inserts)
             mark("order_insert")
-            if upd_id:
+            if rows.updates is not None:
                 cur.execute(
                     "UPDATE trading_order o SET filled_amount = u.fa, filled_quote = u.fq, fee = u.fee,"
-                    " status = u.st, updated_at = u.ut FROM unnest(%s::bigint[], %s::text[]::numeric[],"
-                    " %s::text[]::numeric[], %s::text[]::numeric[], %s::text[], %s::timestamptz[])"
-                    " AS u(id, fa, fq, fee, st, ut) WHERE o.id = u.id",
-                    (upd_id, upd_filled, upd_fq, upd_fee, upd_status, upd_time))
+                    " status = u.st, updated_at = u.ut FROM unnest(%s::bigint[], %s::numeric[],"
+                    " %s::numeric[], %s::numeric[], %s::text[], %s::timestamptz[])"
+                    " AS u(id, fa, fq, fee, st, ut) WHERE o.id = u.id", rows.updates)
             mark("order_update")
             if b.stps:
                 with cur.copy("COPY matcher_orderstp (order_id, stp) FROM STDIN") as cp:
                     for row in b.stps:
                         cp.write_row(row)
             mark("stp")
-            if deals:
+            if rows.deals:
                 with cur.copy("COPY trading_deal (id, market_id, price, amount, quote_amount, maker_order_id,"
                               " taker_order_id, maker_user_id, taker_user_id, maker_fee, taker_fee, taker_side, time)"
                               " FROM STDIN") as cp:
-                    for row in deals:
-                        cp.write_row(row)
+                    cp.write(rows.deals)
             mark("deals")
-            if balances:
-                users, aids, times, avail, frozen = zip(*balances, strict=True)
+            if rows.balances is not None:
                 cur.execute(
                     "INSERT INTO trading_balance (user_id, asset_id, available, frozen, updated_at)"
                     " SELECT u, a, av, fr, t FROM unnest(%s::bigint[], %s::bigint[],"
-                    " %s::text[]::numeric[], %s::text[]::numeric[], %s::timestamptz[]) AS x(u, a, av, fr, t)"
+                    " %s::numeric[], %s::numeric[], %s::timestamptz[]) AS x(u, a, av, fr, t)"
                     " ON CONFLICT (user_id, asset_id) DO UPDATE SET available = EXCLUDED.available,"
-                    " frozen = EXCLUDED.frozen, updated_at = EXCLUDED.updated_at",
-                    (list(users), list(aids), list(avail), list(frozen), list(times)))
+                    " frozen = EXCLUDED.frozen, updated_at = EXCLUDED.updated_at", rows.balances)
             mark("balances")
-            if ledger:
+            if rows.ledger:
                 with cur.copy("COPY trading_balancehistory (user_id, asset_id, business, business_id, change,"
                               " balance, detail, seq, time) FROM STDIN") as cp:
-                    for row in ledger:
-                        cp.write_row(row)
+                    cp.write(rows.ledger)
             mark("ledger")
-            if outbox:
+            if rows.outbox:
                 with cur.copy("COPY matcher_eventoutbox (seq, last_seq, payload, delivered, created_at)"
                               " FROM STDIN") as cp:
-                    for seq, last_seq, payload in outbox:
-                        cp.write_row((seq, last_seq, payload, False, now))
+                    cp.write(rows.outbox)
             mark("outbox")
             if b.depth:
                 with cur.copy("COPY matcher_depthoutbox (market, depth_seq, payload, delivered, created_at)"
