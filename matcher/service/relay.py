@@ -3,10 +3,11 @@
 It reads undelivered rows of ``matcher_eventoutbox`` (in event ``seq`` order;
 each row holds the messages of a run of consecutive events) and
 ``matcher_depthoutbox`` (in id order), produces them with an idempotent
-confluent-kafka producer (``acks=all``), waits for the delivery reports and
-marks exactly the delivered rows. A row whose delivery failed stays undelivered
-and is sent again in the next round; so a message can reach Kafka twice (after
-a timeout whose message did arrive) but never zero times, and consumers skip
+confluent-kafka producer (``acks=all``), waits until every message of the
+round is confirmed and marks the round's rows. After any failure (the producer
+reports failures only) no row of the round is marked and all are sent again in
+a later round; so a message can reach Kafka twice (after a timeout whose
+message did arrive, or beside one that failed) but never zero times, and consumers skip
 ``seq`` values they have seen. When Kafka is down the rows simply wait: the
 matcher keeps trading, the backlog drains when the broker is back.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -51,6 +52,7 @@ class OutboxRelay:
         self.more = False
         self._producer: Producer | None = None
         self._fatal = False
+        self._failed_messages = 0
 
     # ------------------------------------------------------------ kafka
 
@@ -60,11 +62,20 @@ class OutboxRelay:
                 self._fatal = True
             log.warning("kafka: %s", err)
 
+        def on_delivery(err: KafkaError | None, _msg: Any) -> None:
+            # called for failed messages only (delivery.report.only.error)
+            if err is not None:
+                self._failed_messages += 1
+                if err.fatal():
+                    self._fatal = True
+
         return Producer({
             "bootstrap.servers": self.bootstrap,
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 2,
+            "delivery.report.only.error": True,
+            "on_delivery": on_delivery,
             "message.timeout.ms": self.message_timeout_ms,
             "queue.buffering.max.messages": max(100000, 2 * self.batch),
             "error_cb": on_error,
@@ -82,34 +93,28 @@ class OutboxRelay:
             self._fatal = False
         return self._producer
 
-    def _send(self, rows: list[tuple[Any, str, str, str]]) -> tuple[list[Any], int]:
-        """Produce rows, wait for their reports; returns (delivered ids, failures)."""
+    def _send(self, messages: Iterable[Sequence[str]]) -> tuple[int, int]:
+        """Produce (topic, key, value) messages and wait for them; returns (delivered, failed).
+
+        The producer reports failed messages only (``delivery.report.only.error``, one callback for
+        the producer): a report and a Python callback per delivered message, ~5 per command, was a
+        good part of the matcher's CPU. So a round is delivered as a whole or not at all: after any
+        failure, or a message still unconfirmed when the wait ends, none of its rows is marked and
+        all are sent again later (duplicates at worst, consumers skip them; never a loss).
+        """
         producer = self._producer_ok()
-        ok: list[Any] = []
-        failed = [0]
-
-        def report(row_id: Any) -> Any:
-            def cb(err: KafkaError | None, _msg: Any) -> None:
-                if err is None:
-                    ok.append(row_id)
-                else:
-                    failed[0] += 1
-                    if err.fatal():
-                        self._fatal = True
-            return cb
-
-        callbacks: dict[Any, Any] = {}  # one callback per outbox row, shared by its messages
-        for produced, (row_id, topic, key, payload) in enumerate(rows, 1):
-            cb = callbacks.get(row_id)
-            if cb is None:
-                cb = callbacks[row_id] = report(row_id)
+        self._failed_messages = 0  # after _producer_ok: purging an old producer reports its messages
+        produce = producer.produce
+        count = 0
+        for topic, key, value in messages:
+            count += 1
             while True:
                 try:
-                    producer.produce(topic, key=key, value=payload, on_delivery=cb)
+                    produce(topic, value, key)
                     break
                 except BufferError:
                     producer.poll(0.1)
-            if produced % 1000 == 0:
+            if count % 10000 == 0:
                 producer.poll(0)
         # bounded: every message is delivered or times out within message.timeout.ms; a stop cuts it short
         # (what was not confirmed stays undelivered in the table and is sent again later)
@@ -117,12 +122,12 @@ class OutboxRelay:
         remaining = producer.flush(0.5)
         while remaining and not self.stopping.is_set() and time.monotonic() < deadline:
             remaining = producer.flush(0.5)
-        failed[0] += remaining
-        if failed[0]:
+        failures = min(count, self._failed_messages + remaining)
+        if failures:
             # After timeouts an idempotent producer may be stuck on a producer id the (restarted) broker
             # does not know; a new producer gets a new id. Re-sends can duplicate, never reorder, a key.
             self._fatal = True
-        return ok, failed[0]
+        return count - failures, failures
 
     # ------------------------------------------------------------ loop
 
@@ -132,29 +137,19 @@ class OutboxRelay:
         rows = conn.execute(EVENT_QUERY, (self.batch_rows,)).fetchall()
         if rows:
             # each row holds a run of consecutive events, one "topic<TAB>key<TAB>message" per line
-            wanted: dict[int, int] = {}
-            messages = []
-            for seq, payload in rows:
-                lines = payload.split("\n")
-                wanted[seq] = len(lines)
-                for line in lines:
-                    topic, key, message = line.split("\t", 2)
-                    messages.append((seq, topic, key, message))
-            ok, bad = self._send(messages)
-            got = Counter(ok)
-            done = [seq for seq, n in wanted.items() if got[seq] == n]
-            if done:
+            sent, bad = self._send(line.split("\t", 2) for _seq, payload in rows for line in payload.split("\n"))
+            if not bad:
                 conn.execute("UPDATE matcher_eventoutbox SET delivered = true, delivered_at = now()"
-                             " WHERE seq = ANY(%s)", (done,))
-            delivered += len(ok)
+                             " WHERE seq = ANY(%s)", ([seq for seq, _payload in rows],))
+            delivered += sent
             failed += bad
         depth = conn.execute(DEPTH_QUERY, (self.topic_prefix, self.batch)).fetchall()
-        if depth:
-            ok, bad = self._send(depth)
-            if ok:
+        if depth and not failed:
+            sent, bad = self._send((topic, market, payload) for _id, topic, market, payload in depth)
+            if not bad:
                 conn.execute("UPDATE matcher_depthoutbox SET delivered = true, delivered_at = now()"
-                             " WHERE id = ANY(%s)", (ok,))
-            delivered += len(ok)
+                             " WHERE id = ANY(%s)", ([row[0] for row in depth],))
+            delivered += sent
             failed += bad
         self.delivered += delivered
         self.more = len(rows) == self.batch_rows or len(depth) == self.batch
