@@ -198,33 +198,38 @@ class MatcherService(pb_grpc.MatcherServicer):
     async def PlaceBatch(self, request: pb.PlaceBatchRequest, context: Any) -> pb.PlaceBatchReply:
         calls: list[tuple[str, dict[str, Any]]] = []
         refused: dict[int, Refuse] = {}
+        append = calls.append
         for i, one in enumerate(request.orders):
+            kind = one.WhichOneof("kind")
             try:
-                if one.HasField("limit"):
-                    calls.append(("place_limit", limit_params(one.limit)))
-                elif one.HasField("market"):
-                    calls.append(("place_market", market_params(one.market)))
-                elif one.HasField("cancel"):
-                    calls.append(("cancel", cancel_params(one.cancel)))
+                if kind == "limit":
+                    append(("place_limit", limit_params(one.limit)))
+                elif kind == "market":
+                    append(("place_market", market_params(one.market)))
+                elif kind == "cancel":
+                    append(("cancel", cancel_params(one.cancel)))
                 else:
                     raise Refuse(R.INVALID_ARGUMENT)
             except Refuse as exc:
                 refused[i] = exc
-                calls.append(("", {}))  # keeps positions; the engine refuses an unknown method
+                append(("", {}))  # keeps positions; the engine refuses an unknown method
         try:
             results = await self.core.submit(calls)
         except Unavailable as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        out = []
+        # results built in place (results.add): a PlaceResult(order=pb.Order(...)) copies the order
+        # twice, into the result and into the reply, which was most of the cost of a reply
+        reply = pb.PlaceBatchReply()
+        add = reply.results.add
         for i, res in enumerate(results):
-            if i in refused:
-                out.append(pb.PlaceResult(reason=refused[i].reason, code=refused[i].code.value[0]))
-            elif res.ok:
-                out.append(pb.PlaceResult(order=pb.Order(**res.value)))
+            if res.ok:
+                add(order=res.value)
+            elif i in refused:
+                add(reason=refused[i].reason, code=refused[i].code.value[0])
             else:
                 reason = res.reason or R.INVALID_ARGUMENT
-                out.append(pb.PlaceResult(reason=reason, code=status_for(reason).value[0]))
-        return pb.PlaceBatchReply(results=out)
+                add(reason=reason, code=status_for(reason).value[0])
+        return reply
 
     async def Cancel(self, request: pb.CancelRequest, context: Any) -> pb.Order:
         return order_pb((await self._run(context, "cancel", cancel_params(request))).value)
