@@ -33,12 +33,19 @@ def get_async(decode_responses: bool = False, socket_timeout: float = 0.5) -> re
     """A redis.asyncio client for the running event loop (the ASGI fast path): one per loop, URL and decoding.
 
     asyncio connections belong to the loop that opened them, so a client is never shared across loops.
+    Its pool blocks (up to ``socket_timeout``) when all its connections are busy: redis-py's default
+    pool fails the 101st concurrent command at once instead.
     """
     per_loop = _async_clients.setdefault(asyncio.get_running_loop(), {})
     key = (settings.REDIS_URL, decode_responses)
     client = per_loop.get(key)
     if client is None:
-        client = per_loop[key] = redis.asyncio.Redis.from_url(
-            settings.REDIS_URL, decode_responses=decode_responses, socket_timeout=socket_timeout,
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            settings.REDIS_URL, max_connections=ASYNC_MAX_CONNECTIONS, timeout=socket_timeout,
+            decode_responses=decode_responses, socket_timeout=socket_timeout,
             socket_connect_timeout=min(socket_timeout, 0.5))
+        client = per_loop[key] = redis.asyncio.Redis(connection_pool=pool)
     return client
+
+
+ASYNC_MAX_CONNECTIONS = 100
