@@ -5,7 +5,9 @@ signals, middleware, a thread per request for the sync view): a depth read from 
 a few hundred requests per second per worker, while the read itself is a Redis GET. This layer
 answers these GETs on the event loop with redis.asyncio instead:
 
-- ``/api/v1/markets/{name}/depth`` and ``/api/v3/depth``.
+- ``GET /api/v1/markets/{name}/depth`` and ``GET /api/v3/depth``;
+- ``POST /api/v1/orders`` with a JWT (``native_order``): validation on the loop, the matcher call in a
+  thread pool.
 
 It serves a request only when it can do so without touching the database: the market is in the
 per-process market cache (``markets.selectors.market_cached``), market data is read from Redis
@@ -22,9 +24,11 @@ settings (``tests/api/test_fastpath.py`` compares both paths). ``API_FAST_PATH=o
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
@@ -49,32 +53,35 @@ _RENDERED_MAX = 4096
 
 
 class Request:
-    """What the fast path needs of an HTTP request: its query, the client's IP."""
+    """What the fast path needs of an HTTP request: its query, the client's IP, a few headers."""
 
-    __slots__ = ("query", "ip")
+    __slots__ = ("query", "ip", "headers")
 
-    def __init__(self, query: QueryDict, ip: str) -> None:
+    def __init__(self, query: QueryDict, ip: str, headers: dict[bytes, bytes]) -> None:
         self.query = query
         self.ip = ip
+        self.headers = headers
 
     @classmethod
-    def from_scope(cls, scope: Scope) -> Request | None:
-        """The request, or None when Django must answer it (a body, a host it would refuse, odd encoding)."""
+    def from_scope(cls, scope: Scope, body: bool = False) -> Request | None:
+        """The request, or None when Django must answer it (a body where none is expected, a repeated
+        header the fast path reads, a host Django would refuse, a query that is not UTF-8)."""
         if scope.get("root_path"):
             return None
-        host = forwarded = None
+        headers: dict[bytes, bytes] = {}
+        forwarded = None
         for name, value in scope["headers"]:
-            if name == b"content-length":
-                if value.strip() != b"0":
-                    return None
-            elif name == b"transfer-encoding":
-                return None
-            elif name == b"host":
-                host = value.decode("latin-1")
-            elif name == b"x-forwarded-for":
+            if name == b"x-forwarded-for":
                 text = value.decode("latin-1")
                 forwarded = text if forwarded is None else f"{forwarded},{text}"  # as Django joins them
-        if host is None or not _host_allowed(host):
+            elif name in headers:
+                return None
+            else:
+                headers[name] = value
+        if not body and (headers.get(b"content-length", b"0").strip() != b"0" or b"transfer-encoding" in headers):
+            return None
+        host = headers.get(b"host")
+        if host is None or not _host_allowed(host.decode("latin-1")):
             return None
         try:
             query = QueryDict(scope.get("query_string", b"").decode())
@@ -83,7 +90,7 @@ class Request:
         from cryptgo.api.authentication import client_ip_of
 
         client = scope.get("client")
-        return cls(query, client_ip_of(client[0] if client else None, forwarded))
+        return cls(query, client_ip_of(client[0] if client else None, forwarded), headers)
 
 
 def _host_allowed(host: str) -> bool:
@@ -169,10 +176,11 @@ async def _depth_body(kind: str, market: str, limit: int, interval: str | None, 
     return _renderer.render(render(book))
 
 
-async def _throttled(req: Request) -> float | None:
-    from cryptgo.api.throttling import ip_throttle_wait
+async def _throttled(req: Request, user: Any = None) -> float | None:
+    """``ApiThrottle`` (``IPThrottle`` without a user): seconds to wait, or None to go on."""
+    from cryptgo.api.throttling import async_throttle_wait, ip_counters, user_counters
 
-    return await ip_throttle_wait(req.ip)
+    return await async_throttle_wait(user_counters(user) + ip_counters(req.ip))
 
 
 # ------------------------------------------------------------------ endpoints
@@ -229,6 +237,101 @@ async def binance_depth(req: Request) -> Response | None:
         return parts[0], _renderer.render(parts[1]), {}
 
 
+_ORDER_BODY_MAX = 16 * 1024  # larger placements (never legitimate) go to Django unread
+_executor: list[ThreadPoolExecutor] = []
+
+
+def _matcher_pool() -> ThreadPoolExecutor:
+    """Threads for the blocking matcher client: as many as placements a worker has in flight, not the
+    default executor's handful (a placement waits ~4 ms for the matcher's commit, mostly without the GIL)."""
+    if not _executor:
+        _executor.append(ThreadPoolExecutor(max_workers=64, thread_name_prefix="fastpath-matcher"))
+    return _executor[0]
+
+
+def _place(user: Any, d: dict[str, Any]) -> dict[str, Any]:
+    """``trading.api.views.order_place`` in a pool thread; it queries PostgreSQL only after a retried
+    placement, and such a connection is closed here (no request_finished signal in this thread)."""
+    from django.db import connections
+
+    from trading.api.views import order_place
+
+    try:
+        return order_place(user, d)
+    finally:
+        for conn in connections.all(initialized_only=True):
+            conn.close()
+
+
+async def native_order(req: Request, body: bytes) -> Response | None:
+    """``POST /api/v1/orders`` with a JWT, as ``trading.api.views.OrdersApi.post`` answers it.
+
+    Served only when DRF would authenticate the token from its user cache and the market is in the
+    market cache; API keys, bad or unknown tokens, other content types and bodies that are not JSON
+    go to Django, before anything was counted.
+    """
+    from rest_framework.utils.json import strict_constant
+
+    from cryptgo.api.authentication import JWTAuthentication
+    from cryptgo.api.exceptions import error_parts
+    from markets import selectors
+    from trading.api.views import order_place_in
+
+    auth, header = JWTAuthentication(), req.headers.get(b"authorization")
+    if req.headers.get(b"content-type") != b"application/json" or header is None:
+        return None
+    try:
+        raw = auth.get_raw_token(header)
+        token = auth.get_validated_token(raw) if raw is not None else None
+        data = json.loads(body.decode(), parse_constant=strict_constant)
+    except Exception:
+        return None
+    user = auth.cached_user(token) if token is not None else None
+    if user is None:
+        return None
+    name = data.get("market") if isinstance(data, dict) else None
+    hit = selectors.market_cached(name) if isinstance(name, str) and 0 < len(name) <= 33 else (None,)
+    if hit is None:
+        return None
+    try:
+        wait = await _throttled(req, user)
+        if wait is not None:
+            raise drf.Throttled(wait)
+        d = order_place_in(data, market_lookup=lambda _: hit[0])
+        out = await asyncio.get_running_loop().run_in_executor(_matcher_pool(), _place, user, d)
+        return 201, _renderer.render(out), {}
+    except Exception as exc:
+        parts = error_parts(exc)
+        if parts is None:
+            raise
+        status, err, headers = parts
+        return status, _renderer.render(err), headers
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """The request body, and whether the client is still there."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"", False
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks), True
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` for Django after the fast path read the body: the body once, then the client's messages."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> dict[str, Any]:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replayed
+
+
 class FastPath:
     """The ASGI app for HTTP: the hot paths above, everything else to ``app`` (Django)."""
 
@@ -236,11 +339,24 @@ class FastPath:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET" and enabled():
-            answer = await self._serve(scope)
-            if answer is not None:
-                await _respond(send, answer)
-                return
+        if scope["type"] == "http" and enabled():
+            if scope["method"] == "GET":
+                answer = await self._serve(scope)
+                if answer is not None:
+                    await _respond(send, answer, b"GET, HEAD, OPTIONS")
+                    return
+            elif scope["method"] == "POST" and scope["path"] == "/api/v1/orders":
+                req = Request.from_scope(scope, body=True)
+                size = req.headers.get(b"content-length", b"") if req is not None else b""
+                if req is not None and size.isdigit() and int(size) <= _ORDER_BODY_MAX:
+                    body, connected = await _read_body(receive)
+                    if not connected:
+                        return
+                    answer = await native_order(req, body)
+                    if answer is not None:
+                        await _respond(send, answer, b"GET, POST, DELETE, HEAD, OPTIONS")
+                        return
+                    receive = _replay(body, receive)
         await self.app(scope, receive, send)
 
     async def _serve(self, scope: Scope) -> Response | None:
@@ -258,12 +374,12 @@ class FastPath:
         return None if req is None else await handler(req)
 
 
-async def _respond(send: Send, answer: Response) -> None:
+async def _respond(send: Send, answer: Response, allow: bytes) -> None:
     if not _SECURITY_HEADERS:
         _SECURITY_HEADERS.extend(_security_headers())
     status, body, extra = answer
     headers = [(b"Content-Type", b"application/json"), *[(k.encode(), v.encode()) for k, v in extra.items()],
-               (b"Allow", b"GET, HEAD, OPTIONS"), *_SECURITY_HEADERS[:1], (b"Content-Length", str(len(body)).encode()),
+               (b"Allow", allow), *_SECURITY_HEADERS[:1], (b"Content-Length", str(len(body)).encode()),
                *_SECURITY_HEADERS[1:]]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -103,17 +103,27 @@ class JWTAuthentication(_SimpleJWTAuthentication):
     def get_user(self, validated_token: Any) -> Any:
         from rest_framework_simplejwt.settings import api_settings
 
+        cached = self.cached_user(validated_token)
+        if cached is not None:
+            return cached
         user_id = str(validated_token.get(api_settings.USER_ID_CLAIM, ""))
         now = time.monotonic()
-        hit = self._cache.get(user_id)
-        if hit is not None and now - hit[0] < self.USER_CACHE_SECONDS:
-            return copy.copy(hit[1])
         user = super().get_user(validated_token)  # raises for unknown or inactive users
         with self._lock:
             if len(self._cache) > 50_000:
                 self._cache.clear()
             self._cache[user_id] = (now, user)
         return copy.copy(user)
+
+    def cached_user(self, validated_token: Any) -> Any | None:
+        """``get_user``'s answer when the cache holds a fresh one (no query), else None: the ASGI fast path
+        authenticates only such requests and leaves the rest to Django, which fills the cache."""
+        from rest_framework_simplejwt.settings import api_settings
+
+        hit = self._cache.get(str(validated_token.get(api_settings.USER_ID_CLAIM, "")))
+        if hit is not None and time.monotonic() - hit[0] < self.USER_CACHE_SECONDS:
+            return copy.copy(hit[1])
+        return None
 
 
 class ApiKeyAuthentication(BaseAuthentication):

@@ -37,6 +37,14 @@ def parse_rate(rate: str) -> tuple[int, int] | None:
 Counter = tuple[str, str, int, int]  # (scope, ident, limit, period)
 
 
+def user_counters(user: Any) -> list[Counter]:
+    """The per-user limit of an authenticated request (none when it is off)."""
+    user_rate = parse_rate(settings.API_THROTTLE_USER_RATE)
+    if user_rate is not None and user is not None and user.is_authenticated:
+        return [("user", str(user.pk), *user_rate)]
+    return []
+
+
 def ip_counters(ip: str) -> list[Counter]:
     """The per-IP limit of a request from ``ip`` (none when it is off or the address unknown)."""
     ip_rate = parse_rate(settings.API_THROTTLE_IP_RATE)
@@ -55,9 +63,8 @@ def throttle_wait(counters: list[Counter], counts: list[int], now: float) -> flo
     return max(waits) if waits else None
 
 
-async def ip_throttle_wait(ip: str) -> float | None:
-    """``IPThrottle`` for the ASGI fast path: the same counters and windows, counted with redis.asyncio."""
-    counters = ip_counters(ip)
+async def async_throttle_wait(counters: list[Counter]) -> float | None:
+    """The throttles' check for the ASGI fast path: the same counters and windows, counted with redis.asyncio."""
     if not counters:
         return None
     now = time.time()
@@ -81,12 +88,7 @@ class ApiThrottle(BaseThrottle):
 
     def counters(self, request: Any) -> list[Counter]:
         """(scope, ident, limit, period) of every limit that applies to this request."""
-        out = []
-        user = getattr(request, "user", None)
-        user_rate = parse_rate(settings.API_THROTTLE_USER_RATE)
-        if user_rate is not None and user is not None and user.is_authenticated:
-            out.append(("user", str(user.pk), *user_rate))
-        return out + ip_counters(client_ip(request))
+        return user_counters(getattr(request, "user", None)) + ip_counters(client_ip(request))
 
     def allow_request(self, request: Any, view: Any) -> bool:
         counters = self.counters(request)

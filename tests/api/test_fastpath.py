@@ -233,3 +233,158 @@ def test_live_server_serves_depth_through_the_fast_path(book, matcher, tmp_path,
             assert total == 20 * Decimal("2.5015")
     finally:
         server.stop()
+
+
+# ------------------------------------------------------------------ POST /api/v1/orders
+
+
+def _post_scope(token: str | None, body: bytes, ip: str = "198.51.100.8", content_type: bytes = b"application/json",
+                extra: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
+    headers = [(b"host", b"127.0.0.1:8000"), (b"content-type", content_type),
+               (b"content-length", str(len(body)).encode()), *(extra or [])]
+    if token is not None:
+        headers.append((b"authorization", f"Bearer {token}".encode()))
+    return _scope("/api/v1/orders", method="POST", ip=ip, headers=headers)
+
+
+VOLATILE = ("id", "client_order_id", "created_at", "updated_at")
+
+
+def _masked(answer: tuple[int, dict[str, str], bytes]) -> tuple[int, set[str], Any]:
+    status, headers, body = answer
+    data = json.loads(body)
+    if status == 201:
+        data = {k: (None if k in VOLATILE else v) for k, v in data.items()}
+    return status, {k for k in headers if k != "content-length"}, data
+
+
+def test_fast_path_places_orders_as_django_does(matcher, alice, bob, settings):
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    from cryptgo.api.authentication import JWTAuthentication
+    from cryptgo.asgi import django_asgi_app
+    from cryptgo.fastpath import FastPath
+    from trading.models import Order
+
+    matcher.client.update_balance(alice.pk, "USDT", "deposit", "fpo-usdt", "10000")
+    matcher.client.update_balance(alice.pk, "ETH", "deposit", "fpo-eth", "3")
+    token = str(RefreshToken.for_user(alice).access_token)
+    spy = Spy(django_asgi_app)
+    fast = FastPath(spy)
+    cases: list[dict[str, Any] | str] = [
+        {"market": "ETH_USDT", "side": "buy", "type": "limit", "price": "1990.5", "amount": "0.25"},
+        {"market": "ETH_USDT", "side": "sell", "type": "limit", "price": "2100", "amount": "1", "post_only": True,
+         "time_in_force": "GTC", "stp": "cancel_both"},
+        {"market": "ETH_USDT", "side": "sell", "type": "limit", "price": "2200.01", "amount": "0.01",
+         "time_in_force": "GTC"},
+        {"market": "ETH_USDT", "side": "buy", "type": "limit", "price": "1990.123", "amount": "0.25"},
+        {"market": "ETH_USDT", "side": "buy", "type": "limit", "price": 1990, "amount": "0.25"},
+        {"market": "ETH_USDT", "side": "buy", "type": "market", "price": "1", "amount": "1"},
+        {"market": "NOPE_USDT", "side": "buy", "type": "limit", "price": "1", "amount": "1"},
+        {"market": 7, "side": "buy", "type": "limit", "price": "1", "amount": "1"},
+        {"market": "ETH_USDT", "side": "buy", "type": "limit", "price": "1000000", "amount": "1"},  # no funds
+        {"market": "ETH_USDT", "side": "buy", "type": "limit", "price": "1", "amount": "0.0001"},  # below minimum
+        {"side": "buy"},
+        "[1, 2]",
+        "{}",
+    ]
+
+    def warm() -> None:  # what the first request of a user and market fills (Django's own lookups)
+        for name in ("ETH_USDT", "NOPE_USDT"):
+            selectors.market_get(name)
+        JWTAuthentication().authenticate(type("R", (), {"META": {"HTTP_AUTHORIZATION": f"Bearer {token}"}})())
+
+    async def run() -> None:
+        for i, case in enumerate(cases):
+            raw = case.encode() if isinstance(case, str) else json.dumps(case).encode()
+            answers = []
+            for app, suffix in ((fast, "f"), (django_asgi_app, "d")):
+                body = raw
+                if isinstance(case, dict) and i < 3:  # placements: each path its own client_order_id
+                    body = json.dumps({**case, "client_order_id": f"fp-{i}-{suffix}"}).encode()
+                await asyncio.to_thread(warm)
+                spy.paths.clear()
+                answers.append(await _call(app, _post_scope(token, body), body))
+                if app is fast:
+                    assert spy.paths == [], case
+            assert _masked(answers[0]) == _masked(answers[1]), case
+            if isinstance(case, dict) and i < 3:
+                assert answers[0][0] == 201
+                assert json.loads(answers[0][2])["client_order_id"] == f"fp-{i}-f"
+        # a repeated client_order_id: 409 from both
+        dup = json.dumps({**cases[0], "client_order_id": "fp-0-d"}).encode()  # type: ignore[dict-item]
+        await asyncio.to_thread(warm)
+        got = await _call(fast, _post_scope(token, dup), dup)
+        assert got[0] == 409 and json.loads(got[2])["code"] == "duplicate_client_order_id"
+        assert _masked(got) == _masked(await _call(django_asgi_app, _post_scope(token, dup), dup))
+
+    asyncio.run(run())
+    assert Order.objects.filter(user=alice, client_order_id__startswith="fp-").count() == 6
+    assert Order.objects.get(client_order_id="fp-2-f").price == Decimal("2200.01")
+
+
+def test_what_the_order_fast_path_leaves_to_django(matcher, alice, settings, api_key_for):
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    from cryptgo.api.authentication import JWTAuthentication
+    from cryptgo.asgi import django_asgi_app
+    from cryptgo.fastpath import FastPath
+
+    matcher.client.update_balance(alice.pk, "USDT", "deposit", "fpl-usdt", "10000")
+    token = str(RefreshToken.for_user(alice).access_token)
+    spy = Spy(django_asgi_app)
+    fast = FastPath(spy)
+    order = json.dumps({"market": "ETH_USDT", "side": "buy", "type": "limit", "price": "1000",
+                        "amount": "0.01"}).encode()
+    selectors.market_get("ETH_USDT")
+    JWTAuthentication._cache.clear()
+
+    def through(scope: dict[str, Any], body: bytes) -> tuple[bool, int]:
+        spy.paths.clear()
+        status, _, _ = asyncio.run(_call(fast, scope, body))
+        return spy.paths == ["/api/v1/orders"], status
+
+    assert through(_post_scope(token, order), order) == (True, 201)  # user not cached: Django (fills the cache)
+    assert through(_post_scope(token, order), order) == (False, 201)
+    assert through(_post_scope(None, order), order) == (True, 401)
+    assert through(_post_scope("not.a.token", order), order) == (True, 401)
+    assert through(_post_scope(token, b"{bad json"), b"{bad json") == (True, 400)
+    assert through(_post_scope(token, b'{"price": NaN}'), b'{"price": NaN}') == (True, 400)
+    assert through(_post_scope(token, order, content_type=b"text/plain"), order) == (True, 415)
+    big = json.dumps({"market": "ETH_USDT", "pad": "x" * 20_000}).encode()
+    assert through(_post_scope(token, big), big) == (True, 400)
+    signed = api_key_for(alice, ["read", "trade"])
+    headers = signed.headers("POST", "/api/v1/orders", order)
+    extra = [(k[5:].lower().replace("_", "-").encode(), v.encode()) for k, v in headers.items()]
+    assert through(_post_scope(None, order, extra=extra), order) == (True, 201)
+    selectors.forget_cache()
+    assert through(_post_scope(token, order), order) == (True, 201)  # market not cached
+
+
+def test_live_server_places_orders_through_the_fast_path(matcher, alice, tmp_path, as_user):
+    """uvicorn as production runs it: placements and refusals over HTTP, as the DRF view answers them."""
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    from tests.api.live import LiveApi
+    from trading.models import Order
+
+    matcher.client.update_balance(alice.pk, "USDT", "deposit", "fpv-usdt", "100000")
+    token = str(RefreshToken.for_user(alice).access_token)
+    server = LiveApi(tmp_path, matcher.addr, workers=1).start()
+    order = {"market": "ETH_USDT", "side": "buy", "type": "limit", "price": "1500", "amount": "0.5"}
+    try:
+        with requests.Session() as s:
+            s.headers["Authorization"] = f"Bearer {token}"
+            placed = [s.post(f"{server.url}/api/v1/orders", json={**order, "client_order_id": f"v{i}"}, timeout=30)
+                      for i in range(30)]
+            assert [r.status_code for r in placed] == [201] * 30, server.log_tail()
+            assert placed[-1].json()["status"] == "open" and placed[-1].json()["amount"] == "0.5"
+            for bad in ({**order, "price": "1500.001"}, {**order, "client_order_id": "v3"},
+                        {**order, "amount": "1000"}, {**order, "market": "NOPE"}):
+                r = s.post(f"{server.url}/api/v1/orders", json=bad, timeout=30)
+                want = as_user(alice).post("/api/v1/orders", bad, format="json")
+                assert (r.status_code, r.json()) == (want.status_code, want.json()), bad
+                assert r.headers["Content-Type"] == "application/json"
+    finally:
+        server.stop()
+    assert Order.objects.filter(user=alice, client_order_id__startswith="v").count() == 30

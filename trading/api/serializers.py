@@ -30,7 +30,8 @@ class MarketField(serializers.Field):
     def to_internal_value(self, data: Any) -> Market:
         if not isinstance(data, str) or not 0 < len(data) <= 33:
             self.fail("invalid")
-        market = market_selectors.market_get(data)
+        # the ASGI fast path validates on the event loop and passes the market it found in the cache
+        market = self.context.get("market_lookup", market_selectors.market_get)(data)
         if market is None:
             self.fail("unknown_market")
         return market

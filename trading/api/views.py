@@ -7,6 +7,9 @@ another user is indistinguishable from one that does not exist (404).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -14,7 +17,8 @@ from rest_framework.response import Response
 
 from cryptgo.api.errors import NotFound
 from cryptgo.api.schema import errors
-from cryptgo.api.views import CURSOR_PARAMS, PrivateApi, body, db_id, page_schema, paginate, query
+from cryptgo.api.views import CURSOR_PARAMS, PrivateApi, db_id, page_schema, paginate, query
+from markets.models import Market
 from trading import selectors, services
 from trading.api import serializers as s
 from trading.models import Order
@@ -34,6 +38,22 @@ def _order_by_client_id(request: Request, client_order_id: str) -> Order:
     if order is None:
         raise NotFound("unknown_order", "No such order.")
     return order
+
+
+def order_place_in(data: Any, market_lookup: Callable[[str], Market | None] | None = None) -> dict[str, Any]:
+    """A placement's body validated by ``OrderPlaceIn`` (``market_lookup``: see ``MarketField``); raises the 400s."""
+    ser = s.OrderPlaceIn(data=data, context={"market_lookup": market_lookup} if market_lookup else {})
+    ser.is_valid(raise_exception=True)
+    return dict(ser.validated_data)
+
+
+def order_place(user: Any, d: dict[str, Any]) -> dict[str, Any]:
+    """Place a validated order through the matcher; the 201 body. The view and the ASGI fast path share it."""
+    order = services.order_place(user=user, market=d["market"], side=d["side"], type=d["type"],
+                                 price=d.get("price"), amount=d.get("amount"), quote_amount=d.get("quote_amount"),
+                                 time_in_force=d["time_in_force"], post_only=d["post_only"],
+                                 client_order_id=d.get("client_order_id"), stp=d.get("stp"))
+    return s.render_order(s.order_from_engine(order))
 
 
 class BalancesApi(PrivateApi):
@@ -58,12 +78,7 @@ class OrdersApi(PrivateApi):
                    responses={201: s.OrderOut, **errors(400, 401, 403, 409, 503)},
                    summary="Place a limit or market order (answered after the matcher committed it)")
     def post(self, request: Request) -> Response:
-        d = body(s.OrderPlaceIn, request)
-        order = services.order_place(user=request.user, market=d["market"], side=d["side"], type=d["type"],
-                                     price=d.get("price"), amount=d.get("amount"), quote_amount=d.get("quote_amount"),
-                                     time_in_force=d["time_in_force"], post_only=d["post_only"],
-                                     client_order_id=d.get("client_order_id"), stp=d.get("stp"))
-        return Response(s.render_order(s.order_from_engine(order)), status=status.HTTP_201_CREATED)
+        return Response(order_place(request.user, order_place_in(request.data)), status=status.HTTP_201_CREATED)
 
     @extend_schema(tags=["trading"], parameters=[s.MarketQuery],
                    responses={200: s.CancelAllOut, **errors(400, 401, 403, 503)},
