@@ -56,9 +56,11 @@ from matcher.engine.events import (
     UNFREEZE,
     UPDATE,
     BalanceEvent,
-    DealEvent,
     Event,
     OrderEvent,
+    new_balance_event,
+    new_deal_event,
+    new_order_event,
 )
 
 #: The engine's fee account. Fees are credited to user 0.
@@ -67,9 +69,11 @@ SNAPSHOT_VERSION = 1
 MAX_PREC = 30
 _ASSET_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
-# tuple.__new__ builds a NamedTuple without the Python-level __new__ call:
-# about twice as fast, and events are the hot path's main allocation.
-_new: Callable[[type[Any], tuple[Any, ...]], Any] = tuple.__new__
+# Events are the hot path's main allocation: these build one from a tuple of
+# its fields in C (see events._tuple_constructor).
+_OE = new_order_event
+_DE = new_deal_event
+_BE = new_balance_event
 
 
 class Result:
@@ -98,6 +102,20 @@ class Reject(Exception):
 
 def _reject(reason: str) -> Result:
     return Result(False, reason, None, [])
+
+
+_onew = object.__new__
+
+
+def _ok(value: Any, events: list[Event]) -> Result:
+    """An accepted command's Result, without going through ``Result.__init__``
+    (one Python call instead of two: every command of the hot path ends here)."""
+    r = _onew(Result)
+    r.ok = True
+    r.reason = None
+    r.value = value
+    r.events = events
+    return r
 
 
 class Engine:
@@ -274,9 +292,7 @@ class Engine:
         self._updates.add(key)
         acct[0] += change
         seq = self.event_seq = self.event_seq + 1
-        ev: BalanceEvent = _new(
-            BalanceEvent, (seq, user, a, business, business_id, change, acct[0], acct[1], time, detail)
-        )
+        ev: BalanceEvent = _BE((seq, user, a, business, business_id, change, acct[0], acct[1], time, detail))
         value = {
             "user": user,
             "asset": asset,
@@ -361,11 +377,30 @@ class Engine:
         # accepted: from here on, state changes
         oid = self.next_order_id
         self.next_order_id = oid + 1
-        order = Order(oid, user, m, side, LIMIT, tif, post_only, stp, price, amount, 0, client_order_id, time)
+        # Order(...) written out: the call through type.__call__ and __init__ costs
+        # more than the slot stores themselves (same fields as Order.__init__)
+        order = _onew(Order)
+        order.id = oid
+        order.user = user
+        order.market = m
+        order.side = side
+        order.type = LIMIT
+        order.tif = tif
+        order.post_only = post_only
+        order.stp = stp
+        order.price = price
+        order.amount = amount
+        order.quote_amount = 0
+        order.filled = 0
+        order.filled_quote = 0
+        order.fee = 0
+        order.client_order_id = client_order_id
+        order.created_at = time
+        order.updated_at = time
         if client_order_id is not None:
             self._coid_used.setdefault(user, set()).add(client_order_id)
         seq = self.event_seq + 1
-        new_event: OrderEvent = _new(OrderEvent, (seq, NEW, None, order, 0, 0, 0, time))
+        new_event: OrderEvent = _OE((seq, NEW, None, order, 0, 0, 0, time))
         if crosses:
             self.event_seq = seq
             events: list[Event] = [new_event]
@@ -374,29 +409,37 @@ class Engine:
             if ended is None and filled < amount and tif == GTC:
                 self._rest(order, is_buy, acct, events, time)
                 seq = self.event_seq = self.event_seq + 1
-                events.append(
-                    _new(OrderEvent, (seq, UPDATE, None, order, filled, order.filled_quote, order.fee, time))
-                )
+                events.append(_OE((seq, UPDATE, None, order, filled, order.filled_quote, order.fee, time)))
             else:
                 reason = ended or (FILLED if filled == amount else EXPIRED)
                 seq = self.event_seq = self.event_seq + 1
-                events.append(
-                    _new(OrderEvent, (seq, DONE, reason, order, filled, order.filled_quote, order.fee, time))
-                )
-            return Result(True, None, oid, events)
+                events.append(_OE((seq, DONE, reason, order, filled, order.filled_quote, order.fee, time)))
+            return _ok(oid, events)
         if tif != GTC:  # an IOC with nothing to trade against (FOK was refused above)
             self.event_seq = seq + 1
-            done: OrderEvent = _new(OrderEvent, (seq + 1, DONE, EXPIRED, order, 0, 0, 0, time))
-            return Result(True, None, oid, [new_event, done])
-        # the common case: rest the whole order (inlined _rest)
+            done: OrderEvent = _OE((seq + 1, DONE, EXPIRED, order, 0, 0, 0, time))
+            return _ok(oid, [new_event, done])
+        # the common case: rest the whole order (inlined _rest and, when its price
+        # level exists, BookSide.append)
         if is_buy:
-            m.bids.append(order, amount)
+            book = m.bids
+            key = -price
             frozen = notional
             asset = m.quote
         else:
-            m.asks.append(order, amount)
+            book = m.asks
+            key = price
             frozen = amount * m.base_mul
             asset = m.base
+        level = book.levels.get(key)
+        if level is not None and (tail := level.tail) is not None:
+            order.prev = tail
+            order.next = None
+            tail.next = order
+            level.tail = order
+            level.total += amount
+        else:
+            book.append(order, amount)
         acct[0] -= frozen
         acct[1] += frozen
         self._orders[oid] = order
@@ -407,10 +450,8 @@ class Engine:
         if client_order_id is not None:
             self._coid_open[(user, client_order_id)] = order
         self.event_seq = seq + 1
-        freeze: BalanceEvent = _new(
-            BalanceEvent, (seq + 1, user, asset, FREEZE, oid, 0, acct[0], acct[1], time, None)
-        )
-        return Result(True, None, oid, [new_event, freeze])
+        freeze: BalanceEvent = _BE((seq + 1, user, asset, FREEZE, oid, 0, acct[0], acct[1], time, None))
+        return _ok(oid, [new_event, freeze])
 
     def _rest(self, order: Order, is_buy: bool, acct: list[int], events: list[Event], time: int) -> None:
         """Put the open part of a limit order on the book and freeze its funds from ``acct``."""
@@ -436,7 +477,7 @@ class Engine:
         if order.client_order_id is not None:
             self._coid_open[(user, order.client_order_id)] = order
         seq = self.event_seq = self.event_seq + 1
-        events.append(_new(BalanceEvent, (seq, user, asset, FREEZE, oid, 0, acct[0], acct[1], time, None)))
+        events.append(_BE((seq, user, asset, FREEZE, oid, 0, acct[0], acct[1], time, None)))
 
     def place_market_int(
         self,
@@ -506,17 +547,15 @@ class Engine:
         if client_order_id is not None:
             self._coid_used.setdefault(user, set()).add(client_order_id)
         seq = self.event_seq = self.event_seq + 1
-        events: list[Event] = [_new(OrderEvent, (seq, NEW, None, order, 0, 0, 0, time))]
+        events: list[Event] = [_OE((seq, NEW, None, order, 0, 0, 0, time))]
         ended = self._match(order, m, is_buy, events, time)
         if ended is None:
             # the book ran dry: expired unless everything was used
             done = order.filled_quote if is_buy else order.filled
             ended = FILLED if done == amount else EXPIRED
         seq = self.event_seq = self.event_seq + 1
-        events.append(
-            _new(OrderEvent, (seq, DONE, ended, order, order.filled, order.filled_quote, order.fee, time))
-        )
-        return Result(True, None, oid, events)
+        events.append(_OE((seq, DONE, ended, order, order.filled, order.filled_quote, order.fee, time)))
+        return _ok(oid, events)
 
     def _fillable(self, opp: BookSide, user: int, price: int, amount: int, stp: str, is_buy: bool) -> int:
         """How much of ``amount`` would fill up to ``price``, honouring self-trade prevention."""
@@ -567,13 +606,12 @@ class Engine:
         tid = taker.id
         side = taker.side
         # module globals as locals: each deal builds up to nine events
-        new = _new
         push = events.append
         extend = events.extend
         maker_fee = m.maker_fee
-        BE = BalanceEvent
-        DE = DealEvent
-        OE = OrderEvent
+        BE = _BE
+        DE = _DE
+        OE = _OE
         while True:
             key = opp.best
             if key == EMPTY:
@@ -621,29 +659,23 @@ class Engine:
                     mb[1] -= base_units
                     mq[0] += quote_units - m_fee
                     extend((
-                        new(DE, (seq + 1, deal_id, m, price, take, quote_units, maker.id, tid,
+                        DE((seq + 1, deal_id, m, price, take, quote_units, maker.id, tid,
                                  muser, user, m_fee, t_fee, side, time)),
-                        new(BE, (seq + 2, user, quote, TRADE, deal_id, -quote_units, tq[0], tq[1], time, None)),
-                        new(BE, (seq + 3, user, base, TRADE, deal_id, base_units - t_fee, tb[0], tb[1], time, None)),
-                        new(BE, (seq + 4, muser, base, TRADE, deal_id, -base_units, mb[0], mb[1], time, None)),
-                        new(BE, (seq + 5, muser, quote, TRADE, deal_id, quote_units - m_fee, mq[0], mq[1], time,
+                        BE((seq + 2, user, quote, TRADE, deal_id, -quote_units, tq[0], tq[1], time, None)),
+                        BE((seq + 3, user, base, TRADE, deal_id, base_units - t_fee, tb[0], tb[1], time, None)),
+                        BE((seq + 4, muser, base, TRADE, deal_id, -base_units, mb[0], mb[1], time, None)),
+                        BE((seq + 5, muser, quote, TRADE, deal_id, quote_units - m_fee, mq[0], mq[1], time,
                                  None)),
                     ))
                     seq += 5
                     if t_fee:
                         fb[0] += t_fee
                         seq += 1
-                        push(
-                            new(BE, (seq, FEE_USER, base, FEE, f"{deal_id}:taker", t_fee,
-                                                fb[0], fb[1], time, None))
-                        )
+                        push(BE((seq, FEE_USER, base, FEE, f"{deal_id}:taker", t_fee, fb[0], fb[1], time, None)))
                     if m_fee:
                         fq[0] += m_fee
                         seq += 1
-                        push(
-                            new(BE, (seq, FEE_USER, quote, FEE, f"{deal_id}:maker", m_fee,
-                                                fq[0], fq[1], time, None))
-                        )
+                        push(BE((seq, FEE_USER, quote, FEE, f"{deal_id}:maker", m_fee, fq[0], fq[1], time, None)))
                 else:
                     # taker sells base for quote; maker's quote comes out of frozen
                     t_fee = quote_units * t_rate // FEE_DENOMINATOR
@@ -655,29 +687,23 @@ class Engine:
                     mq[1] -= quote_units
                     mb[0] += base_units - m_fee
                     extend((
-                        new(DE, (seq + 1, deal_id, m, price, take, quote_units, maker.id, tid,
+                        DE((seq + 1, deal_id, m, price, take, quote_units, maker.id, tid,
                                  muser, user, m_fee, t_fee, side, time)),
-                        new(BE, (seq + 2, user, base, TRADE, deal_id, -base_units, tb[0], tb[1], time, None)),
-                        new(BE, (seq + 3, user, quote, TRADE, deal_id, quote_units - t_fee, tq[0], tq[1], time,
+                        BE((seq + 2, user, base, TRADE, deal_id, -base_units, tb[0], tb[1], time, None)),
+                        BE((seq + 3, user, quote, TRADE, deal_id, quote_units - t_fee, tq[0], tq[1], time,
                                  None)),
-                        new(BE, (seq + 4, muser, quote, TRADE, deal_id, -quote_units, mq[0], mq[1], time, None)),
-                        new(BE, (seq + 5, muser, base, TRADE, deal_id, base_units - m_fee, mb[0], mb[1], time, None)),
+                        BE((seq + 4, muser, quote, TRADE, deal_id, -quote_units, mq[0], mq[1], time, None)),
+                        BE((seq + 5, muser, base, TRADE, deal_id, base_units - m_fee, mb[0], mb[1], time, None)),
                     ))
                     seq += 5
                     if t_fee:
                         fq[0] += t_fee
                         seq += 1
-                        push(
-                            new(BE, (seq, FEE_USER, quote, FEE, f"{deal_id}:taker", t_fee,
-                                                fq[0], fq[1], time, None))
-                        )
+                        push(BE((seq, FEE_USER, quote, FEE, f"{deal_id}:taker", t_fee, fq[0], fq[1], time, None)))
                     if m_fee:
                         fb[0] += m_fee
                         seq += 1
-                        push(
-                            new(BE, (seq, FEE_USER, base, FEE, f"{deal_id}:maker", m_fee,
-                                                fb[0], fb[1], time, None))
-                        )
+                        push(BE((seq, FEE_USER, base, FEE, f"{deal_id}:maker", m_fee, fb[0], fb[1], time, None)))
                 taker.filled += take
                 taker.filled_quote += quote_units
                 taker.fee += t_fee
@@ -692,12 +718,12 @@ class Engine:
                 if mfilled != maker.amount:
                     # the maker still has some: so the taker is done (a market buy's
                     # rest cannot pay for one more tick at this price)
-                    push(new(OE, (seq, UPDATE, None, maker, mfilled, mfq, mfee, time)))
+                    push(OE((seq, UPDATE, None, maker, mfilled, mfq, mfee, time)))
                     self.event_seq = seq
                     return FILLED if market_buy else None
                 opp.unlink(maker, level)
                 self._forget(maker)
-                push(new(OE, (seq, DONE, FILLED, maker, mfilled, mfq, mfee, time)))
+                push(OE((seq, DONE, FILLED, maker, mfilled, mfq, mfee, time)))
                 self.event_seq = seq
                 if rem == 0 and not market_buy:
                     return None
@@ -743,10 +769,8 @@ class Engine:
         acct[0] += amount
         acct[1] -= amount
         seq = self.event_seq
-        events.append(
-            _new(OrderEvent, (seq + 1, DONE, reason, order, order.filled, order.filled_quote, order.fee, time))
-        )
-        events.append(_new(BalanceEvent, (seq + 2, user, asset, UNFREEZE, oid, 0, acct[0], acct[1], time, None)))
+        events.append(_OE((seq + 1, DONE, reason, order, order.filled, order.filled_quote, order.fee, time)))
+        events.append(_BE((seq + 2, user, asset, UNFREEZE, oid, 0, acct[0], acct[1], time, None)))
         self.event_seq = seq + 2
 
     # ------------------------------------------------------------ cancelling
@@ -777,7 +801,7 @@ class Engine:
             return _reject(R.INVALID_ARGUMENT)
         events: list[Event] = []
         self._cancel(order, CANCELLED, events, time)
-        return Result(True, None, order.id, events)
+        return _ok(order.id, events)
 
     def cancel_all_int(self, user: int, market: str | None, time: int) -> Result:
         """Cancel all of a user's open orders (on one market if given), oldest first.

@@ -1,7 +1,9 @@
 """Events the engine emits: order, deal and balance changes.
 
 Events are NamedTuples holding integers and references to the (immutable
-parts of) engine objects; the hot path builds nothing else. ``to_dict()``
+parts of) engine objects; the hot path builds nothing else. At run time each
+class is rebuilt without NamedTuple's Python ``__new__`` (``_c_constructed``):
+the engine builds an event from one tuple of its fields, in C. ``to_dict()``
 turns one into the JSON-compatible form with decimal strings that the
 persister, the outbox and Kafka consumers see. Every event carries ``seq``,
 the engine-wide event sequence number (1, 2, 3, ... with no gaps).
@@ -9,7 +11,8 @@ the engine-wide event sequence number (1, 2, 3, ... with no gaps).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from matcher.engine.amounts import format_units
 from matcher.engine.book import BUY, MARKET, Asset, Market, Order
@@ -192,5 +195,38 @@ class BalanceEvent(NamedTuple):
             "detail": self.detail,
         }
 
+
+def _getnewargs(self: tuple[Any, ...]) -> tuple[tuple[Any, ...]]:
+    return (tuple(self),)
+
+
+def _c_constructed(cls: type[Any]) -> type[Any]:
+    """The same class, rebuilt on ``tuple`` without ``NamedTuple``'s Python ``__new__``.
+
+    ``NamedTuple`` gives a class a Python ``__new__(cls, seq, ...)``; calling it,
+    or ``tuple.__new__(cls, values)``, costs several times a plain tuple, and the
+    hot path builds five events per command. A tuple subclass that never had a
+    ``__new__`` of its own uses ``tuple``'s constructor in C, the cheapest way
+    to make one: ``OrderEvent((seq, event, ...))``, one tuple of all the fields
+    in order. Fields, methods, ``_make``, ``_replace``, ``_asdict``, repr and
+    equality are those of the NamedTuple; copy and pickle go through
+    ``__getnewargs__``. mypy sees the NamedTuple; ``new_*_event`` are the typed
+    constructors.
+    """
+    ns = {k: v for k, v in cls.__dict__.items() if k not in ("__new__", "__dict__", "__weakref__")}
+    ns["__getnewargs__"] = _getnewargs
+    return type(cls.__name__, (tuple,), ns)
+
+
+if not TYPE_CHECKING:
+    OrderEvent = _c_constructed(OrderEvent)
+    DealEvent = _c_constructed(DealEvent)
+    BalanceEvent = _c_constructed(BalanceEvent)
+
+#: ``new_order_event((seq, event, reason, order, filled, filled_quote, fee, time))`` and so
+#: on: how the engine builds its events.
+new_order_event = cast(Callable[[tuple[Any, ...]], OrderEvent], OrderEvent)
+new_deal_event = cast(Callable[[tuple[Any, ...]], DealEvent], DealEvent)
+new_balance_event = cast(Callable[[tuple[Any, ...]], BalanceEvent], BalanceEvent)
 
 Event = OrderEvent | DealEvent | BalanceEvent
