@@ -127,6 +127,7 @@ class Engine:
         "next_deal_id",
         "_bal",
         "_orders",
+        "is_open",
         "_user_orders",
         "_coid_used",
         "_coid_open",
@@ -143,6 +144,10 @@ class Engine:
         self._bal: dict[int, dict[str, list[int]]] = {}
         # open orders only: finished orders live in the database, not here
         self._orders: dict[int, Order] = {}
+        #: ``is_open(order_id) -> bool``: whether that order is open. The dict's own
+        #: ``__contains__`` (a C call, where a method would add a Python frame to
+        #: every check); ``_orders`` is never rebound.
+        self.is_open: Callable[[int], bool] = self._orders.__contains__
         self._user_orders: dict[int, dict[int, Order]] = {}
         # every client_order_id a user ever used (unique per user, like the DB)
         self._coid_used: dict[int, set[str]] = {}
@@ -612,6 +617,8 @@ class Engine:
         BE = _BE
         DE = _DE
         OE = _OE
+        orders = self._orders
+        user_orders = self._user_orders
         while True:
             key = opp.best
             if key == EMPTY:
@@ -721,23 +728,27 @@ class Engine:
                     push(OE((seq, UPDATE, None, maker, mfilled, mfq, mfee, time)))
                     self.event_seq = seq
                     return FILLED if market_buy else None
-                opp.unlink(maker, level)
-                self._forget(maker)
+                # the maker is the head of its level (those before it are gone);
+                # unlink and _forget inlined, unless the level empties
+                if nxt is not None:
+                    level.head = nxt
+                    nxt.prev = None
+                    maker.next = None
+                else:
+                    opp.unlink(maker, level)
+                mid = maker.id
+                del orders[mid]
+                uo = user_orders[muser]
+                del uo[mid]
+                if not uo:
+                    del user_orders[muser]
+                if maker.client_order_id is not None:
+                    del self._coid_open[(muser, maker.client_order_id)]
                 push(OE((seq, DONE, FILLED, maker, mfilled, mfq, mfee, time)))
                 self.event_seq = seq
                 if rem == 0 and not market_buy:
                     return None
                 maker = nxt
-
-    def _forget(self, order: Order) -> None:
-        """Drop a finished order from the indexes of open orders."""
-        del self._orders[order.id]
-        uo = self._user_orders[order.user]
-        del uo[order.id]
-        if not uo:
-            del self._user_orders[order.user]
-        if order.client_order_id is not None:
-            del self._coid_open[(order.user, order.client_order_id)]
 
     def _cancel(self, order: Order, reason: str, events: list[Event], time: int) -> None:
         """Take a resting order off the book and release its frozen funds."""
@@ -754,7 +765,7 @@ class Engine:
         level: Level = side.levels[order.price if side.is_ask else -order.price]
         level.total -= open_amount
         side.unlink(order, level)
-        # inlined _forget(): cancels are a third of the traffic
+        # drop it from the indexes of open orders
         user = order.user
         oid = order.id
         del self._orders[oid]
@@ -819,9 +830,6 @@ class Engine:
         return Result(True, None, [o.id for o in targets], events)
 
     # ------------------------------------------------------------ queries
-
-    def is_open(self, order_id: int) -> bool:
-        return order_id in self._orders
 
     def get_order(self, order_id: int) -> dict[str, Any] | None:
         """An open order as a dict, or None (finished orders live in the database)."""
