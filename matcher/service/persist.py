@@ -169,12 +169,15 @@ class _OrderText:
         price = None if is_market else format_units(o.price, m.price_prec)
         amount = None if is_market_buy else format_units(o.amount, m.amount_prec)
         quote_amount = format_units(o.quote_amount, m.quote.prec) if is_market_buy else None
-        static = {"id": o.id, "user": o.user, "market": m.name, "side": o.side, "type": o.type, "tif": o.tif,
-                  "post_only": o.post_only, "stp": o.stp, "price": price, "amount": amount,
-                  "quote_amount": quote_amount}
-        # '{"id":1,...,"quote_amount":null' + ',"filled_amount":"'
-        self.json_head = dumps(static)[:-1] + ',"filled_amount":"'
-        self.json_mid = f'","fee_asset":{_q(fee_asset.name)},"status":"'
+        # side, type, tif and stp are the engine's own words, market and asset names letters, digits
+        # and "_" (checked by the engine): nothing to escape but the client order id
+        self.json_head = (f'{{"id":{o.id},"user":{o.user},"market":"{m.name}","side":"{o.side}",'
+                          f'"type":"{o.type}","tif":"{o.tif}","post_only":{"true" if o.post_only else "false"},'
+                          f'"stp":"{o.stp}","price":{"null" if price is None else chr(34) + price + chr(34)},'
+                          f'"amount":{"null" if amount is None else chr(34) + amount + chr(34)},'
+                          f'"quote_amount":{"null" if quote_amount is None else chr(34) + quote_amount + chr(34)},'
+                          f'"filled_amount":"')
+        self.json_mid = f'","fee_asset":"{fee_asset.name}","status":"'
         self.json_tail = (f'","client_order_id":{"null" if o.client_order_id is None else _q(o.client_order_id)},'
                           f'"created_at":{o.created_at},"updated_at":')
         self.row_head = (f"{o.id}\t{o.user}\t{market_id}\t{o.side}\t{o.type}\t{o.tif}\t{'t' if o.post_only else 'f'}"

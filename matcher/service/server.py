@@ -16,6 +16,7 @@ batch.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -428,6 +429,26 @@ async def _load_listing(core: Core, conn: psycopg.Connection[Any]) -> None:
             log.error("could not load %s %s: %s", method, params, res.reason)
 
 
+#: gc thresholds while serving (Python's default is 700, 10, 10)
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def quiet_gc() -> None:
+    """Keep the cyclic garbage collector from costing more than the engine.
+
+    Every command allocates a few dicts and ~5 event tuples that reference counting frees; with
+    the default threshold (700) the collector still ran every ~200 commands and, every few
+    thousand, a full collection walking every open order and balance of the engine: measured
+    ~15 us per command in all and pauses of ~150 ms with a 2000-order book (longer with a bigger
+    one), straight into the latency. The state loaded at start-up is frozen (never scanned again)
+    and collections are rarer; the garbage that needs the collector (cycles: exceptions with
+    their tracebacks, some asyncio and gRPC objects) is small and still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, batch_max: int = 5000,
                 snapshot_every_ops: int = 0, ready_file: str | None = None, lock_wait: float = 15.0,
                 relay_timeout_ms: int = 10000, profile: str = "", switch_interval: float = 0.0005) -> int:
@@ -469,6 +490,7 @@ async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, ba
         main_profiler.enable()
     loop_task = asyncio.create_task(core.run(), name="batch-loop")
     await _load_listing(core, write_conn)
+    quiet_gc()
     if relay is not None:
         relay_thread = relay.start_thread()
 
