@@ -9,11 +9,12 @@ answers these GETs on the event loop with redis.asyncio instead:
 - ``POST /api/v1/orders`` with a JWT (``native_order``): validation on the loop, the matcher call in a
   thread pool.
 
-It serves a request only when it can do so without touching the database: the market is in the
-per-process market cache (``markets.selectors.market_cached``), market data is read from Redis
-(``redis_live``), the request is a GET without a body, on an allowed host. Anything else -- the
-first request for a market after the cache lapsed, ``MARKET_DATA_SOURCE=database``, HEAD, a body,
-every other path -- falls through to Django unchanged, before anything was counted or read.
+It serves a request only where it follows the view exactly: market data is read from Redis
+(``redis_live``), the request is a GET without a body (or the placement's JSON), on an allowed host.
+Markets and JWT users come from the views' own per-process caches, or on a miss from the same
+lookups run in a thread (they fill the caches). Anything else -- ``MARKET_DATA_SOURCE=database``,
+HEAD, a body, API keys, every other path -- falls through to Django unchanged, before anything
+was counted.
 
 The answers are the DRF views' own: the same validation (``depth_args``, ``depth_limit``), the same
 market lookups, the same selectors pieces, the same error rendering (``error_parts``), the same
@@ -94,16 +95,26 @@ class Request:
 
 
 def _host_allowed(host: str) -> bool:
-    """Django's own ALLOWED_HOSTS check (``HttpRequest.get_host``), without building a full request."""
+    """Django's own ALLOWED_HOSTS check (``HttpRequest.get_host``), remembered per Host value (it costs
+    more than the rest of a depth read)."""
     if settings.USE_X_FORWARDED_HOST:
         return False
-    probe = HttpRequest()
-    probe.META = {"HTTP_HOST": host}
-    try:
-        probe.get_host()
-    except DisallowedHost:
-        return False
-    return True
+    known = _hosts.get(host)
+    if known is None:
+        probe = HttpRequest()
+        probe.META = {"HTTP_HOST": host}
+        try:
+            probe.get_host()
+            known = True
+        except DisallowedHost:
+            known = False
+        if len(_hosts) >= 1024:
+            _hosts.clear()
+        _hosts[host] = known
+    return known
+
+
+_hosts: dict[str, bool] = {}
 
 
 def _security_headers() -> list[tuple[bytes, bytes]]:
@@ -130,6 +141,42 @@ _SECURITY_HEADERS: list[tuple[bytes, bytes]] = []
 
 
 # ------------------------------------------------------------------ shared steps
+
+_executor: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Threads for blocking calls: the matcher client, and the database on a cache miss. As many as
+    placements a worker has in flight, not the default executor's handful (a placement waits ~4 ms for
+    the matcher's commit, mostly without the GIL)."""
+    if not _executor:
+        _executor.append(ThreadPoolExecutor(max_workers=64, thread_name_prefix="fastpath"))
+    return _executor[0]
+
+
+def _closing(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, then close the database connections it opened in this pool thread (no
+    request_finished signal closes them here)."""
+    from django.db import connections
+
+    try:
+        return fn(*args)
+    finally:
+        for conn in connections.all(initialized_only=True):
+            conn.close()
+
+
+async def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(_pool(), _closing, fn, *args)
+
+
+async def _market(name: str, lookup: Callable[[str], Any], key: str | None = None) -> tuple[Any]:
+    """``(market or None,)``: from the market cache, or ``lookup(name)`` in a thread (it queries and fills it)."""
+    from markets import selectors
+
+    hit = selectors.market_cached(key or name)
+    return hit if hit is not None else (await _in_thread(lookup, name),)
+
 
 
 async def _market_data_live() -> bool:
@@ -192,9 +239,9 @@ async def native_depth(req: Request, name: str) -> Response | None:
     from markets import selectors
     from markets.api.views import depth_args, depth_out, market_or_404
 
-    hit = selectors.market_cached(name)
-    if hit is None or not await _market_data_live():
+    if not await _market_data_live():
         return None
+    hit = await _market(name, selectors.market_get)
     try:
         wait = await _throttled(req)
         if wait is not None:
@@ -219,9 +266,9 @@ async def binance_depth(req: Request) -> Response | None:
 
     p = req.query.dict()
     symbol = p.get("symbol")
-    hit = selectors.market_cached("symbol:" + symbol) if symbol else None
-    if hit is None or not await _market_data_live():
+    if not symbol or not await _market_data_live():
         return None
+    hit = await _market(symbol, selectors.market_by_symbol, "symbol:" + symbol)
     try:
         wait = await _throttled(req)
         if wait is not None:
@@ -238,44 +285,21 @@ async def binance_depth(req: Request) -> Response | None:
 
 
 _ORDER_BODY_MAX = 16 * 1024  # larger placements (never legitimate) go to Django unread
-_executor: list[ThreadPoolExecutor] = []
-
-
-def _matcher_pool() -> ThreadPoolExecutor:
-    """Threads for the blocking matcher client: as many as placements a worker has in flight, not the
-    default executor's handful (a placement waits ~4 ms for the matcher's commit, mostly without the GIL)."""
-    if not _executor:
-        _executor.append(ThreadPoolExecutor(max_workers=64, thread_name_prefix="fastpath-matcher"))
-    return _executor[0]
-
-
-def _place(user: Any, d: dict[str, Any]) -> dict[str, Any]:
-    """``trading.api.views.order_place`` in a pool thread; it queries PostgreSQL only after a retried
-    placement, and such a connection is closed here (no request_finished signal in this thread)."""
-    from django.db import connections
-
-    from trading.api.views import order_place
-
-    try:
-        return order_place(user, d)
-    finally:
-        for conn in connections.all(initialized_only=True):
-            conn.close()
 
 
 async def native_order(req: Request, body: bytes) -> Response | None:
     """``POST /api/v1/orders`` with a JWT, as ``trading.api.views.OrdersApi.post`` answers it.
 
-    Served only when DRF would authenticate the token from its user cache and the market is in the
-    market cache; API keys, bad or unknown tokens, other content types and bodies that are not JSON
-    go to Django, before anything was counted.
+    Served when the JWT authenticates (the user row from ``JWTAuthentication``'s cache, or read in a
+    thread); API keys, bad tokens, unknown or inactive users, other content types and bodies that
+    are not JSON go to Django, before anything was counted.
     """
     from rest_framework.utils.json import strict_constant
 
     from cryptgo.api.authentication import JWTAuthentication
     from cryptgo.api.exceptions import error_parts
     from markets import selectors
-    from trading.api.views import order_place_in
+    from trading.api.views import order_place, order_place_in
 
     auth, header = JWTAuthentication(), req.headers.get(b"authorization")
     if req.headers.get(b"content-type") != b"application/json" or header is None:
@@ -286,19 +310,22 @@ async def native_order(req: Request, body: bytes) -> Response | None:
         data = json.loads(body.decode(), parse_constant=strict_constant)
     except Exception:
         return None
-    user = auth.cached_user(token) if token is not None else None
+    if token is None:
+        return None
+    user = auth.cached_user(token)
     if user is None:
-        return None
+        try:
+            user = await _in_thread(auth.get_user, token)  # queries the user row and fills the cache
+        except Exception:
+            return None  # unknown or inactive: Django answers
     name = data.get("market") if isinstance(data, dict) else None
-    hit = selectors.market_cached(name) if isinstance(name, str) and 0 < len(name) <= 33 else (None,)
-    if hit is None:
-        return None
+    hit = await _market(name, selectors.market_get) if isinstance(name, str) and 0 < len(name) <= 33 else (None,)
     try:
         wait = await _throttled(req, user)
         if wait is not None:
             raise drf.Throttled(wait)
         d = order_place_in(data, market_lookup=lambda _: hit[0])
-        out = await asyncio.get_running_loop().run_in_executor(_matcher_pool(), _place, user, d)
+        out = await _in_thread(order_place, user, d)
         return 201, _renderer.render(out), {}
     except Exception as exc:
         parts = error_parts(exc)

@@ -151,10 +151,10 @@ def test_what_the_fast_path_leaves_to_django(book, settings):
         return spy.paths == [scope["path"]]
 
     selectors.forget_cache()
-    assert through(_scope(path))  # market not cached: Django looks it up (and fills the cache)
-    assert not through(_scope(path))
-    assert through(_scope("/api/v3/depth", "symbol=ETHUSDT"))
+    assert not through(_scope(path))  # market not cached: looked up in a thread (filling the cache)
+    assert selectors.market_cached("ETH_USDT") is not None
     assert not through(_scope("/api/v3/depth", "symbol=ETHUSDT"))
+    assert not through(_scope("/api/v1/markets/NOPE_USDT/depth"))  # 404 unknown_market, from the fast path
     assert through(_scope("/api/v3/depth"))  # no symbol: Django's -1102
     assert through(_scope(path, method="HEAD"))
     assert through(_scope(path, headers=[(b"host", b"evil.example")]))  # Django refuses the host
@@ -344,8 +344,15 @@ def test_what_the_order_fast_path_leaves_to_django(matcher, alice, settings, api
         status, _, _ = asyncio.run(_call(fast, scope, body))
         return spy.paths == ["/api/v1/orders"], status
 
-    assert through(_post_scope(token, order), order) == (True, 201)  # user not cached: Django (fills the cache)
-    assert through(_post_scope(token, order), order) == (False, 201)
+    assert through(_post_scope(token, order), order) == (False, 201)  # user row read in a thread
+    assert through(_post_scope(token, order), order) == (False, 201)  # and then from the cache
+    alice.is_active = False
+    alice.save()
+    JWTAuthentication._cache.clear()
+    assert through(_post_scope(token, order), order) == (True, 401)  # Django answers for inactive users
+    alice.is_active = True
+    alice.save()
+    JWTAuthentication._cache.clear()
     assert through(_post_scope(None, order), order) == (True, 401)
     assert through(_post_scope("not.a.token", order), order) == (True, 401)
     assert through(_post_scope(token, b"{bad json"), b"{bad json") == (True, 400)
@@ -358,7 +365,7 @@ def test_what_the_order_fast_path_leaves_to_django(matcher, alice, settings, api
     extra = [(k[5:].lower().replace("_", "-").encode(), v.encode()) for k, v in headers.items()]
     assert through(_post_scope(None, order, extra=extra), order) == (True, 201)
     selectors.forget_cache()
-    assert through(_post_scope(token, order), order) == (True, 201)  # market not cached
+    assert through(_post_scope(token, order), order) == (False, 201)  # market not cached: read in a thread
 
 
 def test_live_server_places_orders_through_the_fast_path(matcher, alice, tmp_path, as_user):
