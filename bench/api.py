@@ -16,7 +16,10 @@ demo listing, funds bench users through the matcher client, then drives
         [--workers 2] [--users 16]
 
 Prints, each on its own line: ``orders_per_sec=``, ``orders_p99_ms=``,
-``depth_reads_per_sec=``, ``depth_p99_ms=`` (and the refused/failed counts).
+``depth_reads_per_sec=``, ``depth_p99_ms=`` (and the refused/failed counts), then
+the CPU microseconds per request of each phase spent in the web workers, the
+matcher, ``run_marketdata`` and the load generator (load-independent, unlike the
+rates on a shared machine).
 Throttling is switched off for the bench server; the load generator, the web
 workers and the matcher share the machine's cores.
 """
@@ -98,6 +101,14 @@ async def run_phase(name: str, seconds: float, concurrency: int, make_request: A
         await asyncio.gather(*(worker(w) for w in range(concurrency)))
         elapsed = time.monotonic() - t0
     return {"name": name, "elapsed": elapsed, "latencies": latencies, **counts}
+
+
+def children(pid: int) -> list[int]:
+    """Child processes of ``pid`` (uvicorn's workers), from /proc."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def main() -> int:
@@ -191,17 +202,38 @@ def main() -> int:
                 await r.read()
                 return r.status
 
+        from bench.matcher_e2e import cpu_of
+
+        def cpu() -> dict[str, float]:
+            """CPU seconds so far of the web workers, the matcher, run_marketdata and this load generator."""
+            workers = [web.pid, *children(web.pid)]
+            return {"web": cpu_of(workers), "matcher": cpu_of([matcher.pid]),
+                    "marketdata": cpu_of([marketdata.pid]) if marketdata is not None else 0.0,
+                    "client": time.process_time()}
+
         async def phases() -> list[dict[str, Any]]:
             warm = await run_phase("warmup", 1.0, 8, read_depth)
             del warm
-            return [await run_phase("orders", args.seconds, args.concurrency, place),
-                    await run_phase("depth", args.seconds, args.concurrency, read_depth)]
+            out = []
+            for name, request in (("orders", place), ("depth", read_depth)):
+                before = cpu()
+                phase = await run_phase(name, args.seconds, args.concurrency, request)
+                after = cpu()
+                phase["cpu"] = {k: after[k] - before[k] for k in before}
+                phase["load"] = os.getloadavg()[0]
+                out.append(phase)
+            return out
 
         placed, depth = asyncio.run(phases())
         print(f"orders_per_sec={placed['ok'] / placed['elapsed']:.1f}")
         print(f"orders_p99_ms={percentile(placed['latencies'], 0.99) * 1000:.1f}")
         print(f"depth_reads_per_sec={depth['ok'] / depth['elapsed']:.1f}")
         print(f"depth_p99_ms={percentile(depth['latencies'], 0.99) * 1000:.1f}")
+        for phase in (placed, depth):
+            n = max(phase["ok"], 1)
+            print(f"{phase['name']}_cpu_us_per_request: " + ", ".join(
+                f"{k} {v / n * 1e6:.0f}" for k, v in phase["cpu"].items())
+                + f" (load average {phase['load']:.1f} at the end of the phase, {os.cpu_count()} CPUs)")
         print(f"orders_refused={placed['refused']} orders_failed={placed['failed']} "
               f"depth_failed={depth['failed'] + depth['refused']} concurrency={args.concurrency} "
               f"web_workers={args.workers} seconds={args.seconds} "
