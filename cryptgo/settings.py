@@ -138,9 +138,11 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        # redis-py 8 reads with a 5 s socket timeout by default, the same as channels_redis's
-        # blocking BZPOPMIN: an idle websocket would crash on "Timeout reading". Give it room.
+        # Redis pub/sub: a group message is published once and each web process hands it to its own
+        # members, instead of one copy per member in Redis read back one at a time (the core layer):
+        # with 1,000 subscribers on a market that was 1,000 Redis round trips per push (ADR 0005).
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        # redis-py 8 reads with a 5 s socket timeout by default; the subscriber connection idles longer.
         "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
     }
 }
@@ -213,6 +215,9 @@ HEALTHZ_TIMEOUT_SECONDS = envint("HEALTHZ_TIMEOUT_SECONDS", 2)
 # Market data and the websocket feed (docs/websocket.md). Kafka consumer groups wait up to the
 # session timeout for their first rebalance: short by default (development); raise it in production.
 KAFKA_SESSION_TIMEOUT_MS = envint("KAFKA_SESSION_TIMEOUT_MS", 6000)
+# How long the broker may hold a fetch with nothing new: an upper bound on a push's delay where a broker
+# does not answer a waiting fetch as soon as data arrives (librdkafka's default is 500 ms).
+KAFKA_FETCH_WAIT_MS = envint("KAFKA_FETCH_WAIT_MS", 20)
 MARKETDATA_KAFKA_GROUP = env("MARKETDATA_KAFKA_GROUP", "cryptgo-marketdata")
 MARKETDATA_KLINE_KEEP = envint("MARKETDATA_KLINE_KEEP", 10080)  # candles kept per market and interval
 MARKETDATA_TICKER_REFRESH_SECONDS = envint("MARKETDATA_TICKER_REFRESH_SECONDS", 5)  # 24h window slides

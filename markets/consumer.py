@@ -59,7 +59,7 @@ from markets.aggregation import (
 )
 from markets.marketdata import HEARTBEAT_KEY, RECENT_DEALS, MarketSpec, depth_key, key, kline_key
 from streaming import groups
-from streaming.kafka import Event, decode, make_consumer, topic
+from streaming.kafka import Event, consume_available, decode, make_consumer, topic
 
 log = logging.getLogger(__name__)
 
@@ -479,8 +479,7 @@ class Publisher:
         asyncio.run_coroutine_threadsafe(send_all(), self.loop).result(timeout)
 
     def close(self) -> None:
-        if hasattr(self.layer, "close_pools"):
-            asyncio.run_coroutine_threadsafe(self.layer.close_pools(), self.loop).result(10)
+        asyncio.run_coroutine_threadsafe(groups.close_layer(self.layer), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
 
@@ -517,7 +516,7 @@ def run(stop: threading.Event, *, group_id: str | None = None, batch_size: int =
             if now >= next_refresh:
                 publisher.publish(md.refresh_tickers())
                 next_refresh = now + refresh_every
-            messages = consumer.consume(batch_size, poll_seconds)
+            messages = consume_available(consumer, batch_size, poll_seconds)
             events = [e for e in map(decode, messages) if e is not None]
             if events:
                 publisher.publish(md.process(events))

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+import redis
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -82,6 +84,21 @@ class _Close:
 
 
 class StreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its ``close_old_connections`` thread hop before every message.
+
+        Channels 4.2+ runs ``close_old_connections`` in the sync thread before
+        each handler: with 1,000 subscribers, every push became 1,000 thread
+        round trips and the web process spent most of its time in them
+        (bench/ws_fanout.py). This consumer reaches the database only through
+        ``database_sync_to_async`` (``in_thread``), which closes stale
+        connections itself, so the hop protects nothing here.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message.get('type')!r}")
+        await handler(message)
+
     # ------------------------------------------------------------------ connection life
 
     async def connect(self) -> None:
@@ -661,6 +678,9 @@ def _service_error(exc: Exception) -> tuple[ErrorCode, str]:
         return ErrorCode.INTERNAL_ERROR, "internal error"
     if isinstance(exc, MatcherUnavailable):
         return ErrorCode.SERVICE_UNAVAILABLE, "the matcher is unavailable; retry"
+    if isinstance(exc, redis.exceptions.RedisError):
+        log.warning("websocket request failed on Redis: %s", exc)
+        return ErrorCode.SERVICE_UNAVAILABLE, "market data is unavailable; retry"
     if isinstance(exc, MatcherRejected):
         return ErrorCode.INVALID_ARGUMENT, exc.message
     return ErrorCode.INTERNAL_ERROR, "internal error"

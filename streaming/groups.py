@@ -42,3 +42,15 @@ def user(user_id: int) -> str:
 def message(kind: str, **fields: Any) -> dict[str, Any]:
     """A group message: ``kind`` is depth / kline / ticker / deals / order / asset."""
     return {"type": PUSH, "kind": kind, **fields}
+
+
+async def close_layer(layer: Any) -> None:
+    """Close a channel layer's connections from inside its event loop.
+
+    The core layer has ``close_pools``; the pub/sub layer resolves every
+    attribute per running loop, so even asking for one outside the loop
+    fails, and it closes its connections with ``flush``.
+    """
+    close = getattr(layer, "close_pools", None) or getattr(layer, "flush", None)
+    if close is not None:
+        await close()

@@ -40,9 +40,23 @@ def make_consumer(group_id: str, offset_reset: str, **extra: Any) -> Consumer:
         "allow.auto.create.topics": True,
         "topic.metadata.refresh.interval.ms": 5000,
         "enable.partition.eof": False,
+        "fetch.wait.max.ms": settings.KAFKA_FETCH_WAIT_MS,
     }
     config.update(extra)
     return Consumer(config)
+
+
+def consume_available(consumer: Consumer, max_messages: int, timeout: float) -> list[Message]:
+    """Up to ``max_messages``: waits at most ``timeout`` for the first, then takes only what is already here.
+
+    ``Consumer.consume(n, timeout)`` waits until it has ``n`` messages or the
+    timeout passes, so at a trickle of events every push was delayed by up to
+    the whole timeout; a live feed must pass on each message as it arrives.
+    """
+    first = consumer.poll(timeout)
+    if first is None:
+        return []
+    return [first, *consumer.consume(max_messages - 1, 0)] if max_messages > 1 else [first]
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import Any
 from django.conf import settings
 
 from streaming import groups
-from streaming.kafka import Event, decode, make_consumer, topic
+from streaming.kafka import Event, consume_available, decode, make_consumer, topic
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +75,12 @@ def run(stop: threading.Event, *, group_id: str | None = None, batch_size: int =
     loop = asyncio.new_event_loop()
     try:
         while not stop.is_set():
-            messages = consumer.consume(batch_size, poll_seconds)
+            messages = consume_available(consumer, batch_size, poll_seconds)
             events = [e for e in map(decode, messages) if e is not None]
             if events:
                 oldest = int(time.time() * 1000) - settings.STREAM_RELAY_MAX_AGE_SECONDS * 1000
                 loop.run_until_complete(_send_all(layer, private_messages(events, oldest)))
     finally:
         consumer.close()
-        if hasattr(layer, "close_pools"):
-            loop.run_until_complete(layer.close_pools())
+        loop.run_until_complete(groups.close_layer(layer))
         loop.close()

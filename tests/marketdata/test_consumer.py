@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import threading
 import time
 from decimal import Decimal
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from markets import marketdata
@@ -88,24 +89,42 @@ def test_readers_refuse_bad_arguments_with_codes(eth_usdt, md_redis):
 
 
 class DepthWatcher:
-    """A channel-layer member of the market's depth group: what a websocket consumer would receive."""
+    """A channel-layer member of the market's depth group: what a websocket consumer would receive.
+
+    It lives on one event loop of its own, as a consumer in the web process
+    does: the pub/sub layer's subscriptions belong to the loop that made them.
+    """
 
     def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
         self.layer = get_channel_layer()
-        self.channel = async_to_sync(self.layer.new_channel)()
-        async_to_sync(self.layer.group_add)(groups.depth(M), self.channel)
+        self.got: list[dict] = []
+        self.channel = self._run(self._join())
+        self.reader = asyncio.run_coroutine_threadsafe(self._read(), self.loop)
+
+    def _run(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+    async def _join(self) -> str:
+        channel = await self.layer.new_channel()
+        await self.layer.group_add(groups.depth(M), channel)
+        return channel
+
+    async def _read(self) -> None:
+        while True:
+            self.got.append(await self.layer.receive(self.channel))
 
     def receive_all(self, until_seq: int) -> list[dict]:
-        got: list[dict] = []
+        wait_for(lambda: self.got and self.got[-1]["seq"] >= until_seq, what=f"depth pushes up to {until_seq}")
+        return list(self.got)
 
-        async def pull() -> None:
-            import asyncio
-
-            while not got or got[-1]["seq"] < until_seq:
-                got.append(await asyncio.wait_for(self.layer.receive(self.channel), 30))
-
-        async_to_sync(pull)()
-        return got
+    def close(self) -> None:
+        self.reader.cancel()
+        self._run(groups.close_layer(self.layer))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
 
 
 def test_depth_diffs_give_the_book_and_pushes_keep_every_view_in_sync(eth_usdt, events, run_marketdata, md_redis):
@@ -147,7 +166,10 @@ def test_depth_diffs_give_the_book_and_pushes_keep_every_view_in_sync(eth_usdt, 
             list(x) for x in expected.book_top(bids, False, 100, step)]
 
     # Every pushed view, replayed from the empty book (seq 0) with the prev_seq rule, ends equal to the snapshot.
-    pushes = watcher.receive_all(last)
+    try:
+        pushes = watcher.receive_all(last)
+    finally:
+        watcher.close()
     assert len(pushes) >= 10
     assert [p["seq"] for p in pushes] == sorted({p["seq"] for p in pushes})
     for iv in marketdata.merge_intervals(M):
