@@ -199,6 +199,43 @@ def _md_redis() -> Any:
     return redis_conn.get_async(decode_responses=True, socket_timeout=5)
 
 
+_inflight: dict[str, asyncio.Future[Any]] = {}
+_joinable: dict[str, asyncio.Future[Any]] = {}
+
+
+async def _fresh_get(key: str) -> Any:
+    """``GET key``, shared by the requests that arrive together: each answer comes from a GET issued after
+    the request arrived (never an older one), but at most one GET per key is in flight and one waits.
+
+    A request finding no GET to join opens one and waits for the GET in flight (if any) to finish; the
+    requests arriving meanwhile join it. Under load this turns dozens of round trips into a few, and
+    redis.asyncio costs ~0.15 ms of CPU per command.
+    """
+    joinable = _joinable.get(key)
+    if joinable is not None:
+        return await asyncio.shield(joinable)
+    mine: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    _joinable[key] = mine
+    try:
+        previous = _inflight.get(key)
+        if previous is not None:
+            await asyncio.wait([previous])
+        del _joinable[key]
+        _inflight[key] = mine
+        mine.set_result(await _md_redis().get(key))
+    except BaseException as exc:
+        if _joinable.get(key) is mine:
+            del _joinable[key]
+        if not mine.done():
+            mine.set_exception(exc if isinstance(exc, Exception) else ConnectionError("cancelled"))
+            mine.exception()  # retrieved: the joiners re-raise it, no "never retrieved" warning
+        raise
+    finally:
+        if _inflight.get(key) is mine:
+            del _inflight[key]
+    return mine.result()
+
+
 async def _depth_body(kind: str, market: str, limit: int, interval: str | None, price_prec: int,
                       render: Callable[[dict[str, Any]], dict[str, Any]]) -> bytes:
     """The rendered depth answer: the view in Redis when it holds this one, else the matcher's book
@@ -208,7 +245,7 @@ async def _depth_body(kind: str, market: str, limit: int, interval: str | None, 
 
     key = selectors.depth_redis_key(market, limit, interval, price_prec)
     if key is not None:
-        raw = await _md_redis().get(key)
+        raw = await _fresh_get(key)
         memo = _rendered.get((kind, key, limit))
         if raw is not None and memo is not None and memo[0] == raw:
             return memo[1]

@@ -395,3 +395,33 @@ def test_live_server_places_orders_through_the_fast_path(matcher, alice, tmp_pat
     finally:
         server.stop()
     assert Order.objects.filter(user=alice, client_order_id__startswith="v").count() == 30
+
+
+def test_depth_reads_share_redis_round_trips_but_never_an_older_read(monkeypatch):
+    """Requests arriving together share one GET; one arriving while a GET is in flight waits for the next."""
+    from cryptgo import fastpath
+
+    class SlowRedis:
+        value, calls = 0, 0
+
+        async def get(self, key: str) -> int:
+            self.calls += 1
+            seen = self.value  # what Redis holds when the command arrives
+            await asyncio.sleep(0.02)
+            return seen
+
+    fake = SlowRedis()
+    monkeypatch.setattr(fastpath, "_md_redis", lambda: fake)
+
+    async def run() -> tuple[list[int], list[int]]:
+        first = [asyncio.create_task(fastpath._fresh_get("k")) for _ in range(20)]
+        await asyncio.sleep(0.005)  # the first GET is in flight
+        fake.value = 1
+        later = [asyncio.create_task(fastpath._fresh_get("k")) for _ in range(20)]
+        return await asyncio.gather(*first), await asyncio.gather(*later)
+
+    first, later = asyncio.run(run())
+    # the first request's GET read 0; the 19 others started while it was in flight and share the next one
+    assert first == [0] + [1] * 19 and later == [1] * 20
+    assert fake.calls == 2
+    assert not fastpath._inflight and not fastpath._joinable
