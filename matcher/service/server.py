@@ -469,7 +469,7 @@ async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, ba
             lock_conn.close()
             return 2
         await asyncio.sleep(0.2)
-    write_conn = psycopg.connect(dsn)
+    write_conn = psycopg.connect(dsn, autocommit=True)  # a batch is one statement: its own transaction
     read_conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
     t0 = time.perf_counter()
     loaded = load_engine(write_conn)

@@ -3,6 +3,7 @@ exactly what ``Event.to_dict()`` describes (contract C) and what the tables hold
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from typing import Any
@@ -14,6 +15,18 @@ from matcher.service.state import ms_to_dt
 
 TOPICS = {"order": "p.orders", "deal": "p.deals", "balance": "p.balances", "depth": "p.depth"}
 ODD = ['a"b', "back\\slash", "tab\there", "new\nline", "ünï €", "\u2028x", "cr\rx"]
+
+
+class NoConnection:
+    """Enough of a psycopg connection for the persister's constructor; prepare() does no I/O."""
+
+    autocommit = True
+
+    def transaction(self) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
+
+    def execute(self, *args: Any) -> None:
+        return None
 
 
 class OfflinePersister(Persister):
@@ -77,24 +90,43 @@ def _commands(e: Engine, rng: random.Random, n: int) -> list[tuple[str, dict[str
     return out
 
 
-def _unescape(field: str) -> str | None:
-    if field == "\\N":
-        return None
-    out, i = [], 0
-    while i < len(field):
-        c = field[i]
-        if c == "\\":
-            nxt = field[i + 1]
-            out.append({"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}[nxt])
-            i += 2
+def _array(literal: str) -> list[str | None]:
+    """Parse a one-dimensional PostgreSQL array literal as the persister writes them."""
+    assert literal[0] == "{" and literal[-1] == "}"
+    out: list[str | None] = []
+    i, body = 0, literal[1:-1]
+    while i < len(body):
+        if body[i] == '"':
+            j, chars = i + 1, []
+            while body[j] != '"':
+                if body[j] == "\\":
+                    j += 1
+                chars.append(body[j])
+                j += 1
+            out.append("".join(chars))
+            i = j + 2  # past the quote and the comma
         else:
-            out.append(c)
-            i += 1
-    return "".join(out)
+            j = body.find(",", i)
+            j = len(body) if j < 0 else j
+            out.append(None if body[i:j] == "NULL" else body[i:j])
+            i = j + 1
+    return out
 
 
-def _rows(text: str) -> list[list[str | None]]:
-    return [[_unescape(f) for f in line.split("\t")] for line in text.split("\n") if line]
+#: the statement's array parameters after ``now``: columns per table, in order
+TABLES = (("oplog", 3), ("inserts", 18), ("updates", 6), ("stp", 2), ("deals", 13), ("balances", 5), ("ledger", 9),
+          ("outbox", 3), ("depth", 3))
+
+
+def _tables(params: tuple[Any, ...]) -> dict[str, list[list[str | None]]]:
+    """The rows of each table in the statement's parameters."""
+    out, i = {}, 1
+    for name, width in TABLES:
+        columns = [_array(p) for p in params[i:i + width]]
+        out[name] = [list(row) for row in zip(*columns, strict=True)]
+        i += width
+    assert len(params) == i + 7
+    return out
 
 
 def test_messages_and_rows_match_to_dict() -> None:
@@ -106,7 +138,7 @@ def test_messages_and_rows_match_to_dict() -> None:
                                    "change": "1000"}, 2)
         e.apply("update_balance", {"user": u, "asset": "BTC", "business": "deposit", "business_id": f"b{u}",
                                    "change": "100"}, 2)
-    persister = OfflinePersister(None, "p.")  # type: ignore[arg-type]
+    persister = OfflinePersister(NoConnection(), "p.")  # type: ignore[arg-type]
     rng = random.Random(7)
     kinds: set[str] = set()
     seen_odd_coid = False
@@ -119,16 +151,15 @@ def test_messages_and_rows_match_to_dict() -> None:
             if res.ok:
                 b.ops.append((len(b.ops) + 1, method, params))
                 b.events.extend(res.events)
-        rows = persister.prepare(b)
+        tables = _tables(persister.prepare(b).params)
         if not b.events:
             continue
         # messages: byte for byte what to_dict() + JSON gives, one per event, in order
         lines = []
-        for row in _rows(rows.outbox):
+        for row in tables["outbox"]:
             payload = row[2]
             assert payload is not None
             lines.extend(payload.split("\n"))
-            assert row[3] == "f"
         assert lines == [message_of(ev, TOPICS) for ev in b.events]
         for line in lines:
             json.loads(line.split("\t", 2)[2])
@@ -141,9 +172,9 @@ def test_messages_and_rows_match_to_dict() -> None:
                 last[ev.order.id] = ev
                 if ev.event == "new":
                     new.add(ev.order.id)
-        inserts = {int(r[0] or 0): r for r in _rows(rows.inserts)}
+        inserts = {int(r[0] or 0): r for r in tables["inserts"]}
         assert set(inserts) == new
-        upd_ids = [] if rows.updates is None else [int(x) for x in rows.updates[0].strip("{}").split(",")]
+        upd_ids = [int(r[0] or 0) for r in tables["updates"]]
         assert set(upd_ids) == set(last) - new
         for oid, row in inserts.items():
             od = last[oid].order_dict()
@@ -152,23 +183,25 @@ def test_messages_and_rows_match_to_dict() -> None:
                                  od["tif"], "t" if od["post_only"] else "f", od["price"], od["amount"],
                                  od["quote_amount"], od["filled_amount"]]
             assert row[11:14] == [od["filled_quote"], od["fee"], str(persister.asset_ids[od["fee_asset"]])]
-            assert row[15] == od["client_order_id"]
+            ev = last[oid]
+            status = ("partially_filled" if ev.filled else "open") if ev.reason is None else ev.reason
+            assert row[14:16] == [od["client_order_id"], status]
             assert row[16] == ms_to_dt(od["created_at"]).isoformat() and row[17] == ms_to_dt(now).isoformat()
         deals = [ev.to_dict() for ev in b.events if isinstance(ev, DealEvent)]
         markets_traded.update(d["market"] for d in deals)
-        assert [[r[0], r[2], r[3], r[4], r[9], r[10], r[11]] for r in _rows(rows.deals)] == [
+        assert [[r[0], r[2], r[3], r[4], r[9], r[10], r[11]] for r in tables["deals"]] == [
             [str(d["id"]), d["price"], d["amount"], d["quote_amount"], d["maker_fee"], d["taker_fee"],
              d["taker_side"]] for d in deals]
         changes = [ev for ev in b.events if isinstance(ev, BalanceEvent) and ev.change]
-        ledger = _rows(rows.ledger)
+        ledger = tables["ledger"]
         assert len(ledger) == len(changes)
         for row, ev in zip(ledger, changes, strict=True):
             d = ev.to_dict()
             assert row[:6] == [str(ev.user), str(persister.asset_ids[d["asset"]]), d["business"], d["business_id"],
                                d["change"], format_units(ev.available + ev.frozen, ev.asset.prec)]
             assert json.loads(row[6] or "") == (d["detail"] or {})
-        oplog = _rows(rows.oplog)
-        assert [json.loads(r[3] or "") for r in oplog] == [p for _, _, p in b.ops]
+        oplog = tables["oplog"]
+        assert [json.loads(r[2] or "") for r in oplog] == [p for _, _, p in b.ops]
     assert seen_odd_coid and {"ETH_USDT", "BTC_USDT"} <= markets_traded
     assert {"OrderEvent:new", "OrderEvent:update", "OrderEvent:done", "DealEvent:", "BalanceEvent:trade",
             "BalanceEvent:fee", "BalanceEvent:freeze", "BalanceEvent:deposit"} <= kinds
