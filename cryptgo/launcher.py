@@ -61,7 +61,10 @@ def exchange_processes(env: dict[str, str]) -> list[Proc]:
         Proc("matcher", [py, str(BASE_DIR / "manage.py"), "run_matcher"]),
         # uvicorn, not daphne: its websocket send waits while a client does not read, which is how the
         # feed notices a slow client and cuts it off (docs/adr/0005-market-data-and-websocket-feed.md)
+        # one worker process per CPU by default: the API's hot paths run on each worker's event loop
+        # (cryptgo/fastpath.py), so one process uses one core at most (docs/adr/0007-asgi-fast-path.md)
         Proc("web", [py, "-m", "uvicorn", "cryptgo.asgi:application", "--host", HOST, "--port", web_port,
+                     "--workers", env.get("WEB_WORKERS") or str(os.cpu_count() or 1),
                      "--ws", "websockets-sansio", "--ws-max-size", "65536", "--lifespan", "off"]),
         # market data into Redis (and public websocket pushes); private pushes per user
         Proc("marketdata", [py, str(BASE_DIR / "manage.py"), "run_marketdata"]),
