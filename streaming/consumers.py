@@ -17,6 +17,7 @@ the protocol; streaming/protocol.py holds its codes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -28,7 +29,9 @@ from typing import Any
 import redis
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from markets import marketdata
@@ -84,6 +87,45 @@ class _Close:
 
 
 class StreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
+                       send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        """Channels' consumer loop without a new task and an ``asyncio.wait`` for every message.
+
+        ``await_many_dispatch`` starts a task per message and waits on the
+        client and the channel layer with ``asyncio.wait``; with 1,000
+        subscribers that bookkeeping was a fifth of the web process's time
+        per push (bench/ws_fanout.py). Here this task reads the client's
+        frames and a second one the group pushes; a lock keeps Channels'
+        guarantee that one message is handled at a time, so a subscription's
+        join, snapshot and first pushes stay in order.
+        """
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.base_send = send
+        self._turn = asyncio.Lock()
+        pushes = asyncio.ensure_future(self._pump())
+        try:
+            while True:
+                message = await receive()
+                async with self._turn:
+                    await self.dispatch(message)
+        except StopConsumer:
+            pass
+        finally:
+            pushes.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pushes
+
+    async def _pump(self) -> None:
+        while True:
+            message = await self.channel_layer.receive(self.channel_name)
+            async with self._turn:
+                try:
+                    await self.dispatch(message)
+                except Exception:  # one bad push must not end every later push to this client
+                    log.exception("websocket push failed")
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch without its ``close_old_connections`` thread hop before every message.
 
