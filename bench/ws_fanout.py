@@ -117,15 +117,16 @@ def pct(values: list[float], p: float) -> float:
 
 
 def cpu_of(pid: int) -> float:
+    """CPU seconds of a process and its children (uvicorn's workers)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        total = int(fields[11]) + int(fields[12])
-        with open(f"/proc/{pid}/task/{pid}/stat"):
-            pass
-        return total / os.sysconf("SC_CLK_TCK")
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
+    return total + sum(cpu_of(c) for c in children)
 
 
 def start(name: str, argv: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
@@ -153,6 +154,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=2, help="subscriber processes")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--rate", type=float, default=10.0, help="deals per second")
     parser.add_argument("--seconds", type=float, default=15.0, help="measured duration")
     args = parser.parse_args()
@@ -178,6 +180,7 @@ def main() -> int:
         from django.core.management import call_command
 
         from cryptgo.devservices import free_port
+        from cryptgo.launcher import web_command
         from markets.models import Asset, Market
 
         call_command("migrate", verbosity=0)
@@ -198,9 +201,8 @@ def main() -> int:
         py = sys.executable
         procs["matcher"] = start("matcher", [py, "manage.py", "run_matcher"], env, logs)
         procs["marketdata"] = start("marketdata", [py, "manage.py", "run_marketdata"], env, logs)
-        procs["web"] = start("web", [py, "-m", "uvicorn", "cryptgo.asgi:application", "--host", "127.0.0.1",
-                                     "--port", str(web_port), "--ws", "websockets-sansio", "--ws-max-size",
-                                     "65536", "--lifespan", "off", "--log-level", "warning"], env, logs)
+        procs["web"] = start("web", web_command(web_port, workers=args.workers, extra=("--log-level", "warning")),
+                             env, logs)
         from matcher.client import MatcherClient
 
         client = MatcherClient(grpc_addr, timeout=60)

@@ -52,6 +52,19 @@ class Proc:
             self.popen.wait(5)
 
 
+def web_command(port: int | str, *, host: str = HOST, workers: int = 1, extra: tuple[str, ...] = ()) -> list[str]:
+    """The web server's command line, one for the launcher, the tests and the benchmarks.
+
+    uvicorn, not daphne: its websocket send waits while a client does not read,
+    which is how the feed notices a slow client and cuts it off (ADR 0005). The
+    launcher runs one worker per CPU: the API's hot paths run on each worker's
+    event loop (cryptgo/fastpath.py), so one process uses one core at most (ADR 0007).
+    """
+    return [sys.executable, "-m", "uvicorn", "cryptgo.asgi:application", "--host", host, "--port", str(port),
+            "--workers", str(workers), "--ws", "websockets-sansio", "--ws-max-size", "65536", "--lifespan", "off",
+            *extra]
+
+
 def exchange_processes(env: dict[str, str]) -> list[Proc]:
     """The processes of the exchange, in start order. Each later capability adds its own here."""
     py = sys.executable
@@ -59,13 +72,7 @@ def exchange_processes(env: dict[str, str]) -> list[Proc]:
     return [
         # the matcher first: the web tier's writes go through it
         Proc("matcher", [py, str(BASE_DIR / "manage.py"), "run_matcher"]),
-        # uvicorn, not daphne: its websocket send waits while a client does not read, which is how the
-        # feed notices a slow client and cuts it off (docs/adr/0005-market-data-and-websocket-feed.md)
-        # one worker process per CPU by default: the API's hot paths run on each worker's event loop
-        # (cryptgo/fastpath.py), so one process uses one core at most (docs/adr/0007-asgi-fast-path.md)
-        Proc("web", [py, "-m", "uvicorn", "cryptgo.asgi:application", "--host", HOST, "--port", web_port,
-                     "--workers", env.get("WEB_WORKERS") or str(os.cpu_count() or 1),
-                     "--ws", "websockets-sansio", "--ws-max-size", "65536", "--lifespan", "off"]),
+        Proc("web", web_command(web_port, workers=int(env.get("WEB_WORKERS") or os.cpu_count() or 1))),
         # market data into Redis (and public websocket pushes); private pushes per user
         Proc("marketdata", [py, str(BASE_DIR / "manage.py"), "run_marketdata"]),
         Proc("stream-relay", [py, str(BASE_DIR / "manage.py"), "run_stream_relay"]),

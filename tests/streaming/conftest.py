@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -25,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from cryptgo.devservices import free_port
+from cryptgo.launcher import web_command
 from tests.marketdata import conftest as md_fixtures
 from tests.matcher.fixtures import database_url_for_tests
 
@@ -58,7 +58,7 @@ class Server:
 def start_server(log_dir: Path, **env: str) -> Server:
     """uvicorn serving cryptgo.asgi on the test database, with the current Redis/Kafka/matcher settings.
 
-    The same flags as the launcher's web process (cryptgo/launcher.py).
+    The launcher's web command (one worker).
     """
     port = free_port()
     log = log_dir / f"uvicorn-{port}.log"
@@ -73,10 +73,8 @@ def start_server(log_dir: Path, **env: str) -> Server:
         **env,
     }
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "cryptgo.asgi:application", "--host", "127.0.0.1",
-                                 "--port", str(port), "--ws", "websockets-sansio", "--ws-max-size", "65536",
-                                 "--lifespan", "off", "--log-level", "warning"],
-                                cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(web_command(port, extra=("--log-level", "warning")), cwd=ROOT, env=full_env,
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     server = Server(proc, port, log)
     deadline = time.monotonic() + 60
     while True:
