@@ -272,7 +272,6 @@ async def _throttled(req: Request, user: Any = None) -> float | None:
 
 async def native_depth(req: Request, name: str) -> Response | None:
     """``GET /api/v1/markets/{name}/depth`` as ``markets.api.views.DepthApi`` answers it."""
-    from cryptgo.api.exceptions import error_parts
     from markets import selectors
     from markets.api.views import depth_args, depth_out, market_or_404
 
@@ -288,11 +287,18 @@ async def native_depth(req: Request, name: str) -> Response | None:
         return 200, await _depth_body("v1", market.name, limit, interval, market.price_precision,
                                       lambda book: depth_out(market, book)), {}
     except Exception as exc:
-        parts = error_parts(exc)
-        if parts is None:
-            raise
-        status, body, headers = parts
-        return status, _renderer.render(body), headers
+        return _native_error(exc)
+
+
+def _native_error(exc: Exception) -> Response:
+    """The native API's error answer for ``exc`` (``error_parts``); anything else is re-raised (a 500)."""
+    from cryptgo.api.exceptions import error_parts
+
+    parts = error_parts(exc)
+    if parts is None:
+        raise exc
+    status, body, headers = parts
+    return status, _renderer.render(body), headers
 
 
 async def binance_depth(req: Request) -> Response | None:
@@ -334,7 +340,6 @@ async def native_order(req: Request, body: bytes) -> Response | None:
     from rest_framework.utils.json import strict_constant
 
     from cryptgo.api.authentication import JWTAuthentication
-    from cryptgo.api.exceptions import error_parts
     from markets import selectors
     from trading.api.views import order_place, order_place_in
 
@@ -365,11 +370,7 @@ async def native_order(req: Request, body: bytes) -> Response | None:
         out = await _in_thread(order_place, user, d)
         return 201, _renderer.render(out), {}
     except Exception as exc:
-        parts = error_parts(exc)
-        if parts is None:
-            raise
-        status, err, headers = parts
-        return status, _renderer.render(err), headers
+        return _native_error(exc)
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, bool]:

@@ -69,15 +69,23 @@ async def async_throttle_wait(counters: list[Counter]) -> float | None:
         return None
     now = time.time()
     try:
-        pipe = redis_conn.get_async().pipeline(transaction=False)
-        for key, expiry in counter_keys(counters, now):
-            pipe.incr(key)
-            pipe.expire(key, expiry)
-        replies = await pipe.execute()
+        replies = await _counting(redis_conn.get_async().pipeline(transaction=False), counters, now).execute()
     except Exception:
-        log.warning("throttle counter unavailable; letting the request through", exc_info=True)
+        _letting_through()
         return None
     return throttle_wait(counters, replies[::2], now)
+
+
+def _counting(pipe: Any, counters: list[Counter], now: float) -> Any:
+    """``pipe`` (sync or asyncio) with INCR and EXPIRE of each counter's current window queued."""
+    for key, expiry in counter_keys(counters, now):
+        pipe.incr(key)
+        pipe.expire(key, expiry)
+    return pipe
+
+
+def _letting_through() -> None:
+    log.warning("throttle counter unavailable; letting the request through", exc_info=True)
 
 
 class ApiThrottle(BaseThrottle):
@@ -96,13 +104,9 @@ class ApiThrottle(BaseThrottle):
             return True
         now = time.time()
         try:
-            pipe = redis_conn.get().pipeline(transaction=False)
-            for key, expiry in counter_keys(counters, now):
-                pipe.incr(key)
-                pipe.expire(key, expiry)
-            replies = pipe.execute()
+            replies = _counting(redis_conn.get().pipeline(transaction=False), counters, now).execute()
         except Exception:
-            log.warning("throttle counter unavailable; letting the request through", exc_info=True)
+            _letting_through()
             return True
         self._wait = throttle_wait(counters, replies[::2], now)
         return self._wait is None

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from cryptgo.fastpath import _closing  # runs a function, then closes the DB connections of its thread
 from markets import marketdata, selectors
 from markets.models import Market
 from trading import services
@@ -122,7 +123,7 @@ def test_fast_path_answers_as_django_does(book):
 
     async def run() -> None:
         for path, query in REQUESTS:
-            await asyncio.to_thread(warm)  # the cache lapses after 2 s: keep it warm (ORM calls need a thread)
+            await asyncio.to_thread(_closing, warm)  # the cache lapses after 2 s: keep it warm (in a thread)
             spy.paths.clear()
             got = await _call(fast, _scope(path, query))
             assert spy.paths == [], (path, query)  # the fast path answered, matcher fallbacks and errors included
@@ -302,7 +303,7 @@ def test_fast_path_places_orders_as_django_does(matcher, alice, bob, settings):
                 body = raw
                 if isinstance(case, dict) and i < 3:  # placements: each path its own client_order_id
                     body = json.dumps({**case, "client_order_id": f"fp-{i}-{suffix}"}).encode()
-                await asyncio.to_thread(warm)
+                await asyncio.to_thread(_closing, warm)
                 spy.paths.clear()
                 answers.append(await _call(app, _post_scope(token, body), body))
                 if app is fast:
@@ -313,7 +314,7 @@ def test_fast_path_places_orders_as_django_does(matcher, alice, bob, settings):
                 assert json.loads(answers[0][2])["client_order_id"] == f"fp-{i}-f"
         # a repeated client_order_id: 409 from both
         dup = json.dumps({**cases[0], "client_order_id": "fp-0-d"}).encode()  # type: ignore[dict-item]
-        await asyncio.to_thread(warm)
+        await asyncio.to_thread(_closing, warm)
         got = await _call(fast, _post_scope(token, dup), dup)
         assert got[0] == 409 and json.loads(got[2])["code"] == "duplicate_client_order_id"
         assert _masked(got) == _masked(await _call(django_asgi_app, _post_scope(token, dup), dup))
