@@ -20,13 +20,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from eth_utils import to_checksum_address
-from web3 import Web3
-from web3.exceptions import TransactionNotFound, Web3RPCError
-from web3.middleware import ExtraDataToPOAMiddleware
+
+if TYPE_CHECKING:
+    from web3 import Web3
+
+# web3 is imported where it is used, not here: the admin imports this module, so every Django
+# process (the matcher, the web workers, each management command) would otherwise pay web3's
+# second of import time at start-up for a chain it never talks to.
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +120,8 @@ class ChainClient:
         return len(self.w3.eth.get_code(to_checksum_address(address))) > 0
 
     def receipt(self, tx_hash: str) -> dict[str, Any] | None:
+        from web3.exceptions import TransactionNotFound
+
         try:
             return dict(self.w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
         except TransactionNotFound:
@@ -125,6 +131,9 @@ class ChainClient:
 
     def send_raw(self, raw: str) -> str:
         """Broadcast a signed transaction; a node that already has it counts as success."""
+        from web3 import Web3
+        from web3.exceptions import Web3RPCError
+
         try:
             return _hex(self.w3.eth.send_raw_transaction(raw))
         except Web3RPCError as exc:
@@ -229,6 +238,8 @@ class ChainClient:
 
     def _rpc(self, method: str, params: list[Any]) -> Any:
         """Call a tracing method; None when the node does not offer it."""
+        from web3.exceptions import Web3RPCError
+
         try:
             response = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
         except (NotImplementedError, ValueError) as exc:
@@ -291,6 +302,9 @@ def get_chain() -> ChainClient:
     """The process-wide client for ``ETH_RPC_URL`` (or whatever ``use_web3`` installed)."""
     global _client
     if _client is None:
+        from web3 import Web3
+        from web3.middleware import ExtraDataToPOAMiddleware
+
         w3 = Web3(Web3.HTTPProvider(settings.ETH_RPC_URL, request_kwargs={"timeout": settings.ETH_RPC_TIMEOUT}))
         if settings.ETH_POA:
             w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)

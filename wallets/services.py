@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -45,7 +45,18 @@ from wallets.models import (
     WithdrawalEvent,
     WithdrawalStatus,
 )
-from wallets.signer import get_signer
+
+if TYPE_CHECKING:
+    from wallets.signer import Signer
+
+
+def get_signer() -> Signer:
+    """The configured signer, imported on first use: eth-account costs most of a second of import
+    time, which the web tier and the matcher (they load this module through the admin) never need."""
+    from wallets import signer
+
+    return signer.get_signer()
+
 
 log = logging.getLogger(__name__)
 CHAIN = Chain.ETHEREUM
