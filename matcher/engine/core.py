@@ -70,7 +70,7 @@ MAX_PREC = 30
 _ASSET_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 # Events are the hot path's main allocation: these build one from a tuple of
-# its fields in C (see events._tuple_constructor).
+# its fields in C (see events._c_constructed).
 _OE = new_order_event
 _DE = new_deal_event
 _BE = new_balance_event

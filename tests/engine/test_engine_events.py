@@ -1,0 +1,37 @@
+"""The event classes are rebuilt on ``tuple`` for speed (events._c_constructed):
+they must still behave as the NamedTuples they are declared as."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+from engine_helpers import deposit, limit, make_engine
+
+from matcher.engine import BalanceEvent, DealEvent, OrderEvent
+
+
+def test_events_keep_namedtuple_behaviour() -> None:
+    e = make_engine()
+    deposit(e, 1, "USDT", "100000")
+    deposit(e, 2, "ETH", "10")
+    assert limit(e, 2, "sell", "2000", "1").ok
+    r = limit(e, 1, "buy", "2000", "0.5")
+    assert r.ok
+    kinds = {type(ev) for ev in r.events}
+    assert kinds == {OrderEvent, DealEvent, BalanceEvent}
+    for ev in r.events:
+        assert isinstance(ev, tuple)
+        assert len(ev) == len(type(ev)._fields)
+        assert ev.seq == ev[0]
+        assert type(ev)._make(tuple(ev)) == ev
+        assert ev._replace(seq=ev.seq) == ev
+        assert ev._asdict()["seq"] == ev.seq
+        assert repr(ev).startswith(type(ev).__name__ + "(seq=")
+        assert copy.copy(ev) == ev
+        # Asset, Market and Order compare by identity: compare what pickling keeps
+        clone = pickle.loads(pickle.dumps(ev))
+        assert type(clone) is type(ev)
+        assert clone.to_dict() == ev.to_dict()
+    deal = next(ev for ev in r.events if type(ev) is DealEvent)
+    assert deal.kind == "deal" and deal.to_dict()["amount"] == "0.5000"
