@@ -56,6 +56,7 @@ _STATUS = {FILLED: "filled", CANCELLED: "cancelled", EXPIRED: "expired", SELF_TR
 _EVENT_STATUS = {None: "open", FILLED: "filled", CANCELLED: "cancelled", EXPIRED: "expired",
                  SELF_TRADE: "cancelled"}
 _NULL = "NULL"  # in an array literal
+_RS = "\x1e"  # joins texts that string_to_array(..., chr(30)) splits
 _JSON_REASON = {None: "null", FILLED: '"filled"', CANCELLED: '"cancelled"', EXPIRED: '"expired"',
                 SELF_TRADE: '"self_trade"'}
 
@@ -86,6 +87,18 @@ def arr_text(value: str) -> str:
 def array(values: Any) -> str:
     """An array literal of elements that need no quoting (numbers, words, timestamps, NULL)."""
     return "{" + ",".join(values) + "}"
+
+
+def add_columns(params: list[Any], rows: Any, width: int, ints: tuple[int, ...]) -> None:
+    """Append one array literal per column of ``rows`` (tuples of ``width`` elements that need no
+    quoting; the columns at ``ints`` hold ints, the others str)."""
+    columns: list[Any] = list(zip(*rows, strict=True))
+    if not columns:
+        params.extend(["{}"] * width)
+        return
+    for i in ints:
+        columns[i] = map(str, columns[i])
+    params.extend(["{" + ",".join(c) + "}" for c in columns])
 
 
 _zeros: dict[int, str] = {}
@@ -349,20 +362,29 @@ class Persister:
 
         # One outbox row per run of up to OUTBOX_CHUNK consecutive events, one message per line: text, so
         # PostgreSQL neither parses nor indexes each message (docs/adr/0006). Event seqs are consecutive.
-        outbox: list[tuple[str, str, str]] = []
+        ob_seq: list[str] = []
+        ob_last: list[str] = []
+        ob_payload: list[str] = []
         first_seq = b.events[0].seq if b.events else 0
         for i in range(0, len(messages), OUTBOX_CHUNK):
             chunk = messages[i:i + OUTBOX_CHUNK]
-            outbox.append((str(first_seq + i), str(first_seq + i + len(chunk) - 1), arr_text("\n".join(chunk))))
+            ob_seq.append(str(first_seq + i))
+            ob_last.append(str(first_seq + i + len(chunk) - 1))
+            ob_payload.append("\n".join(chunk))
 
-        # the statement's parameters: every column as one array literal (see STATEMENT)
-        params: list[Any] = [now_ts]
-        for cols, width in ((((str(seq), method, arr_text(dumps(p))) for seq, method, p in b.ops), 3),
-                            (inserts, 18), (updates, 6), (((str(i), stp) for i, stp in b.stps), 2),
-                            (deals, 13), (balances.values(), 5), (ledger, 9), (outbox, 3),
-                            (((m, str(seq), arr_text(p)) for m, seq, p in b.depth), 3)):
-            columns = list(zip(*cols, strict=True)) or [()] * width
-            params.extend("{" + ",".join(map(str, c)) + "}" for c in columns)
+        # the statement's parameters, in its order: every column as one array literal, except that the
+        # oplog's params and the outbox payloads (most of the bytes) are joined with RS (U+001E) and split
+        # by PostgreSQL: JSON never holds a raw control character, so they need no escaping
+        params: list[Any] = [now_ts, "{" + ",".join([str(op[0]) for op in b.ops]) + "}",
+                             "{" + ",".join([op[1] for op in b.ops]) + "}", _RS.join([dumps(op[2]) for op in b.ops])]
+        add_columns(params, inserts, 18, ())
+        add_columns(params, updates, 6, ())
+        add_columns(params, b.stps, 2, (0,))
+        add_columns(params, deals, 13, (0, 1, 5, 6, 7, 8))
+        add_columns(params, balances.values(), 5, (0, 1))
+        add_columns(params, ledger, 9, (0, 1, 3, 7))
+        params += ["{" + ",".join(ob_seq) + "}", "{" + ",".join(ob_last) + "}", _RS.join(ob_payload)]
+        add_columns(params, [(m, seq, arr_text(p)) for m, seq, p in b.depth], 3, (1,))
         params += [b.op_seq, b.event_seq, b.next_order_id, b.next_deal_id, b.time_ms,
                    dumps(b.depth_seqs) if b.depth_changed else None, dumps(b.config) if b.config is not None else None]
 
@@ -410,7 +432,8 @@ class Persister:
 STATEMENT = f"""
 WITH n AS (SELECT %s::timestamptz AS now), op AS (
   INSERT INTO trading_operation (seq, time, method, params)
-  SELECT s, (SELECT now FROM n), m, p::jsonb FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS x(s, m, p)
+  SELECT s, (SELECT now FROM n), m, p::jsonb
+  FROM unnest(%s::bigint[], %s::text[], string_to_array(%s::text, chr(30))) AS x(s, m, p)
 ), oi AS (
   INSERT INTO trading_order (id, user_id, market_id, side, type, time_in_force, post_only, price, amount,
     quote_amount, filled_amount, filled_quote, fee, fee_asset_id, client_order_id, status, created_at, updated_at)
@@ -439,7 +462,8 @@ WITH n AS (SELECT %s::timestamptz AS now), op AS (
     %s::numeric[], %s::numeric[], %s::text[], %s::bigint[], %s::timestamptz[]) AS x(u, a, bu, bi, c, ba, d, s, t)
 ), eo AS (
   INSERT INTO matcher_eventoutbox (seq, last_seq, payload, delivered, created_at)
-  SELECT s, l, p, false, (SELECT now FROM n) FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) AS x(s, l, p)
+  SELECT s, l, p, false, (SELECT now FROM n)
+  FROM unnest(%s::bigint[], %s::bigint[], string_to_array(%s::text, chr(30))) AS x(s, l, p)
 ), dp AS (
   INSERT INTO matcher_depthoutbox (market, depth_seq, payload, delivered, created_at)
   SELECT m, s, p::jsonb, false, (SELECT now FROM n) FROM unnest(%s::text[], %s::bigint[], %s::text[]) AS x(m, s, p)

@@ -38,7 +38,7 @@ DEPTH_QUERY = ("SELECT id, %s || 'depth', market, payload::text FROM matcher_dep
 
 class OutboxRelay:
     def __init__(self, dsn: str, bootstrap: str, topic_prefix: str, *, batch: int = 5000,
-                 message_timeout_ms: int = 10000, idle_wait: float = 0.2) -> None:
+                 message_timeout_ms: int = 10000, idle_wait: float = 0.2, min_interval: float = 0.025) -> None:
         self.dsn = dsn
         self.bootstrap = bootstrap
         self.topic_prefix = topic_prefix
@@ -46,6 +46,10 @@ class OutboxRelay:
         self.batch_rows = max(1, batch // 100)  # event outbox rows hold up to 1000 events each
         self.message_timeout_ms = message_timeout_ms
         self.idle_wait = idle_wait
+        #: shortest time between the starts of two rounds without a backlog: a round per commit (each a few
+        #: queries, a produce and a wait for the broker) cost more CPU than the messages themselves when
+        #: batches are small; this adds at most this much to the delivery time
+        self.min_interval = min_interval
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.delivered = 0
@@ -164,6 +168,7 @@ class OutboxRelay:
                     self._hold_lock(conn)
                     log.info("outbox relay delivering to %s", self.bootstrap)
                     while not self.stopping.is_set():
+                        started = time.monotonic()
                         delivered, failed = self.run_once(conn)
                         if failed:
                             log.warning("kafka: %d messages not delivered; retrying in %.1fs", failed, backoff)
@@ -172,6 +177,9 @@ class OutboxRelay:
                             continue
                         backoff = 0.5
                         if not self.more:
+                            rest = self.min_interval - (time.monotonic() - started)
+                            if rest > 0:
+                                self.stopping.wait(rest)
                             self.wake.wait(self.idle_wait)
                             self.wake.clear()
             except psycopg.OperationalError as exc:

@@ -122,7 +122,12 @@ def _tables(params: tuple[Any, ...]) -> dict[str, list[list[str | None]]]:
     """The rows of each table in the statement's parameters."""
     out, i = {}, 1
     for name, width in TABLES:
-        columns = [_array(p) for p in params[i:i + width]]
+        columns: list[list[str | None]] = [_array(p) for p in params[i:i + width - 1]]
+        last = params[i + width - 1]
+        if name in ("oplog", "outbox"):  # texts joined with RS, split by string_to_array(..., chr(30))
+            columns.append(list(last.split("\x1e")) if last else [])
+        else:
+            columns.append(_array(last))
         out[name] = [list(row) for row in zip(*columns, strict=True)]
         i += width
     assert len(params) == i + 7
