@@ -51,6 +51,7 @@ from streaming.protocol import (
     param,
     parse_request,
     push,
+    push_once,
     reply,
     string,
 )
@@ -352,8 +353,9 @@ class StreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             market = message["market"]
             for interval, candles in message["klines"].items():
                 if ("kline", market, interval) in self.subs:
-                    for candle in candles:
-                        self._put(push("kline.update", [market, interval, candle]))
+                    for candle in candles:  # each deal changes its candle's count
+                        self._put(push_once(("kline", market, interval, candle["time"], candle["count"]),
+                                            "kline.update", [market, interval, candle]))
         elif kind == "ticker":
             market = message["market"]
             if message.get("all"):
@@ -377,9 +379,9 @@ class StreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 await self._send_depth_snapshot(sub)
                 continue
             sub.seq = seq
-            self._put(push("depth.update", [False, {"asks": update["asks"], "bids": update["bids"], "seq": seq,
-                                                    "prev_seq": update["prev_seq"]},
-                                            market, sub.limit, sub.interval]))
+            self._put(push_once(("depth", market, seq, update["prev_seq"], sub.limit, sub.interval), "depth.update",
+                                [False, {"asks": update["asks"], "bids": update["bids"], "seq": seq,
+                                         "prev_seq": update["prev_seq"]}, market, sub.limit, sub.interval]))
 
     async def _send_depth_snapshot(self, sub: Subscription, later: bool = False) -> None:
         snap = await in_thread(marketdata.depth)(sub.market, sub.limit, sub.interval)
@@ -404,7 +406,10 @@ class StreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             fresh = [d for d in message["deals"] if d["id"] > sub.seq]
         if fresh:
             sub.seq = max(d["id"] for d in fresh)
-            self._put(push("deals.update", [market, fresh]))
+            # a deal's id names it: the same ids are the same frame
+            self._put(push_once(("deals", market, fresh[0]["id"], fresh[-1]["id"], fresh[-1]["time"], len(fresh)),
+                                "deals.update",
+                                [market, fresh]))
 
     def _push_private(self, message: dict[str, Any]) -> None:
         if message.get("user") != self.user_id:

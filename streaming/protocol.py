@@ -101,6 +101,25 @@ def push(method: str, params: list[Any]) -> str:
     return dumps({"id": None, "method": method, "params": params})
 
 
+_rendered: dict[tuple[Any, ...], str] = {}
+
+
+def push_once(key: tuple[Any, ...], method: str, params: list[Any]) -> str:
+    """``push()``, rendered once per web process for every subscriber it goes to.
+
+    A group message reaches each member as its own copy, and most members
+    send exactly the same frame: ``key`` names that frame's content (for
+    example market, deal ids), so the first member renders it and the rest
+    reuse the text. Only recent frames are kept.
+    """
+    text = _rendered.get(key)
+    if text is None:
+        if len(_rendered) >= 1024:
+            _rendered.clear()
+        text = _rendered[key] = push(method, params)
+    return text
+
+
 # ---------------------------------------------------------------------- parameter helpers
 
 
