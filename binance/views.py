@@ -227,16 +227,21 @@ class DepthApi(BinanceApi):
         return Response(depth_out(matcher_call(market_selectors.depth, market.name, depth_limit(p))))
 
 
+def trades_out(p: dict[str, str], market: Market) -> list[dict[str, Any]]:
+    """The answer of ``trades`` for a market (the view and the ASGI fast path share it)."""
+    limit = int_param(p, "limit", 500, 1, 1000)
+    deals = market_selectors.recent_deals(market, limit or 500)
+    return [{"id": d["id"], "price": d["price"], "qty": d["amount"], "quoteQty": d["quote_amount"],
+             "time": d["time"], "isBuyerMaker": d["taker_side"] == "sell", "isBestMatch": True}
+            for d in reversed(deals)]
+
+
 class TradesApi(BinanceApi):
     def get(self, request: Request) -> Response:
         p = params_of(request)
         market = market_for(p.get("symbol"))
         assert market is not None
-        limit = int_param(p, "limit", 500, 1, 1000)
-        deals = market_selectors.recent_deals(market, limit or 500)
-        return Response([{"id": d["id"], "price": d["price"], "qty": d["amount"], "quoteQty": d["quote_amount"],
-                          "time": d["time"], "isBuyerMaker": d["taker_side"] == "sell", "isBestMatch": True}
-                         for d in reversed(deals)])
+        return Response(trades_out(p, market))
 
 
 class KlinesApi(BinanceApi):

@@ -5,7 +5,9 @@ signals, middleware, a thread per request for the sync view): a depth read from 
 a few hundred requests per second per worker, while the read itself is a Redis GET. This layer
 answers these GETs on the event loop with redis.asyncio instead:
 
-- ``GET /api/v1/markets/{name}/depth`` and ``GET /api/v3/depth``;
+- ``GET /api/v1/markets/{name}/depth`` and ``GET /api/v3/depth`` (Redis with redis.asyncio);
+- ``GET /api/v1/markets/{name}/ticker``, ``GET /api/v3/trades`` and ``GET /api/v3/ticker/24hr?symbol=``
+  (the views' sync selectors, in a thread: no Django handler, but a thread hand-off);
 - ``POST /api/v1/orders`` with a JWT (``native_order``): validation on the loop, the matcher call in a
   thread pool.
 
@@ -46,7 +48,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Response = tuple[int, bytes, dict[str, str]]  # status, body, extra headers
 
 _renderer = JSONRenderer()
-_NATIVE_DEPTH = re.compile(r"/api/v1/markets/([^/]+)/depth")
+_NATIVE_MARKET = re.compile(r"/api/v1/markets/([^/]+)/(depth|ticker)")
 # Rendered bodies by (kind, Redis key, limit): the Redis value they were rendered from and the bytes.
 # A depth view changes only when the book does, so repeated reads of one view render once.
 _rendered: dict[tuple[str, str, int], tuple[str, bytes]] = {}
@@ -270,10 +272,12 @@ async def _throttled(req: Request, user: Any = None) -> float | None:
 # ------------------------------------------------------------------ endpoints
 
 
-async def native_depth(req: Request, name: str) -> Response | None:
-    """``GET /api/v1/markets/{name}/depth`` as ``markets.api.views.DepthApi`` answers it."""
+async def _native_market_read(req: Request, name: str,
+                              answer: Callable[[Any], Awaitable[bytes]]) -> Response | None:
+    """A public read of ``/api/v1/markets/{name}/...`` as ``PublicApi`` views answer it: the per-IP
+    throttle, ``market_or_404``, then ``answer(market)``; None (to Django) unless Redis is the source."""
     from markets import selectors
-    from markets.api.views import depth_args, depth_out, market_or_404
+    from markets.api.views import market_or_404
 
     if not await _market_data_live():
         return None
@@ -282,10 +286,7 @@ async def native_depth(req: Request, name: str) -> Response | None:
         wait = await _throttled(req)
         if wait is not None:
             raise drf.Throttled(wait)
-        market = market_or_404(name, lambda _: hit[0])
-        limit, interval = depth_args(market, req.query)
-        return 200, await _depth_body("v1", market.name, limit, interval, market.price_precision,
-                                      lambda book: depth_out(market, book)), {}
+        return 200, await answer(market_or_404(name, lambda _: hit[0])), {}
     except Exception as exc:
         return _native_error(exc)
 
@@ -301,10 +302,36 @@ def _native_error(exc: Exception) -> Response:
     return status, _renderer.render(body), headers
 
 
-async def binance_depth(req: Request) -> Response | None:
-    """``GET /api/v3/depth`` as ``binance.views.DepthApi`` answers it."""
+async def native_depth(req: Request, name: str) -> Response | None:
+    """``GET /api/v1/markets/{name}/depth`` as ``markets.api.views.DepthApi`` answers it."""
+    from markets.api.views import depth_args, depth_out
+
+    async def answer(market: Any) -> bytes:
+        limit, interval = depth_args(market, req.query)
+        return await _depth_body("v1", market.name, limit, interval, market.price_precision,
+                                 lambda book: depth_out(market, book))
+
+    return await _native_market_read(req, name, answer)
+
+
+async def native_ticker(req: Request, name: str) -> Response | None:
+    """``GET /api/v1/markets/{name}/ticker`` as ``markets.api.views.TickerApi`` answers it (the selector,
+    which reads Redis with the sync client, in a thread)."""
+    from markets import selectors
+
+    async def answer(market: Any) -> bytes:
+        return bytes(_renderer.render(await _in_thread(selectors.ticker, market)))
+
+    return await _native_market_read(req, name, answer)
+
+
+async def _binance_market_read(req: Request,
+                               answer: Callable[[dict[str, str], Any], Awaitable[bytes]]) -> Response | None:
+    """A public read of ``/api/v3/...?symbol=`` as ``BinanceApi`` views answer it: the per-IP throttle,
+    ``market_for``, then ``answer(params, market)``; None (to Django) without a symbol or unless Redis
+    is the source. A GET's parameters are its query string (``params_of``: a GET body goes to Django)."""
     from binance import errors as E
-    from binance.views import depth_limit, depth_out, market_for
+    from binance.views import market_for
     from markets import selectors
 
     p = req.query.dict()
@@ -316,15 +343,42 @@ async def binance_depth(req: Request) -> Response | None:
         wait = await _throttled(req)
         if wait is not None:
             raise drf.Throttled(wait)
-        market = market_for(symbol, lookup=lambda _: hit[0])
-        assert market is not None
-        body = await _depth_body("v3", market.name, depth_limit(p), None, market.price_precision, depth_out)
-        return 200, body, {}
+        return 200, await answer(p, market_for(symbol, lookup=lambda _: hit[0])), {}
     except Exception as exc:
         parts = E.error_parts(exc)
         if parts is None:
             raise
         return parts[0], _renderer.render(parts[1]), {}
+
+
+async def binance_depth(req: Request) -> Response | None:
+    """``GET /api/v3/depth`` as ``binance.views.DepthApi`` answers it."""
+    from binance.views import depth_limit, depth_out
+
+    async def answer(p: dict[str, str], market: Any) -> bytes:
+        return await _depth_body("v3", market.name, depth_limit(p), None, market.price_precision, depth_out)
+
+    return await _binance_market_read(req, answer)
+
+
+async def binance_trades(req: Request) -> Response | None:
+    """``GET /api/v3/trades`` as ``binance.views.TradesApi`` answers it (in a thread: the sync selector)."""
+    from binance.views import trades_out
+
+    async def answer(p: dict[str, str], market: Any) -> bytes:
+        return bytes(_renderer.render(await _in_thread(trades_out, p, market)))
+
+    return await _binance_market_read(req, answer)
+
+
+async def binance_ticker(req: Request) -> Response | None:
+    """``GET /api/v3/ticker/24hr?symbol=`` as ``binance.views.Ticker24hrApi`` answers one symbol."""
+    from binance.views import _ticker24
+
+    async def answer(p: dict[str, str], market: Any) -> bytes:
+        return bytes(_renderer.render(await _in_thread(_ticker24, market)))
+
+    return await _binance_market_read(req, answer)
 
 
 _ORDER_BODY_MAX = 16 * 1024  # larger placements (never legitimate) go to Django unread
@@ -426,17 +480,22 @@ class FastPath:
 
     async def _serve(self, scope: Scope) -> Response | None:
         path = scope["path"]
-        if path == "/api/v3/depth":
-            handler: Callable[[Request], Awaitable[Response | None]] = binance_depth
-        elif (m := _NATIVE_DEPTH.fullmatch(path)) is not None:
-            name = m.group(1)
+        handler: Callable[[Request], Awaitable[Response | None]] | None = _BINANCE.get(path)
+        if handler is None:
+            m = _NATIVE_MARKET.fullmatch(path)
+            if m is None:
+                return None
+            name, read = m.group(1), _NATIVE[m.group(2)]
 
             def handler(req: Request) -> Awaitable[Response | None]:
-                return native_depth(req, name)
-        else:
-            return None
+                return read(req, name)
+
         req = Request.from_scope(scope)
         return None if req is None else await handler(req)
+
+
+_BINANCE = {"/api/v3/depth": binance_depth, "/api/v3/trades": binance_trades, "/api/v3/ticker/24hr": binance_ticker}
+_NATIVE = {"depth": native_depth, "ticker": native_ticker}
 
 
 async def _respond(send: Send, answer: Response, allow: bytes) -> None:

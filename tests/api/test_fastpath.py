@@ -105,6 +105,15 @@ REQUESTS = [
     ("/api/v3/depth", "symbol=ETHUSDT&limit=0"),
     ("/api/v3/depth", "symbol=ETHUSDT&limit=x"),
     ("/api/v3/depth", "symbol=NOPE"),
+    ("/api/v1/markets/ETH_USDT/ticker", ""),
+    ("/api/v1/markets/NOPE_USDT/ticker", ""),
+    ("/api/v3/trades", "symbol=ETHUSDT"),
+    ("/api/v3/trades", "symbol=ETHUSDT&limit=1"),
+    ("/api/v3/trades", "symbol=ETHUSDT&limit=1000"),  # more than Redis keeps: PostgreSQL, in a thread
+    ("/api/v3/trades", "symbol=ETHUSDT&limit=-1"),
+    ("/api/v3/trades", "symbol=NOPE"),
+    ("/api/v3/ticker/24hr", "symbol=ETHUSDT"),
+    ("/api/v3/ticker/24hr", "symbol=NOPE"),
 ]
 
 
@@ -163,6 +172,8 @@ def test_what_the_fast_path_leaves_to_django(book, settings):
     assert through(_scope(path, headers=[(b"host", b"127.0.0.1"), (b"content-length", b"2")]), b"{}")
     assert through(_scope(path + "/"))
     assert through(_scope("/api/v1/markets/ETH_USDT/deals"))
+    assert through(_scope("/api/v3/ticker/24hr"))  # every market: a listing query, Django's
+    assert through(_scope("/api/v3/ticker/24hr", "symbols=%5B%22ETHUSDT%22%5D"))
     settings.MARKET_DATA_SOURCE = "database"
     assert through(_scope(path))
     settings.MARKET_DATA_SOURCE = "redis"
