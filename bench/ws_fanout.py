@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -40,17 +41,21 @@ MARKET = "ETH_USDT"
 
 def subscriber_process(url: str, count: int, ready: mp.Event, go: mp.Event, stop_at: mp.Value,
                        results: mp.Queue) -> None:
-    asyncio.run(_subscribers(url, count, ready, go, stop_at, results))
+    import uvloop  # the load generator shares the cores with the server: keep its own cost down
+
+    uvloop.run(_subscribers(url, count, ready, go, stop_at, results))
 
 
 async def _subscribers(url: str, count: int, ready, go, stop_at, results) -> None:
     import resource
 
     from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
 
     latencies: list[float] = []
     deals_seen: list[int] = []
     connected = 0
+    sockets: list[Any] = []
     gate = asyncio.Semaphore(50)  # handshakes in flight
 
     async def one(i: int) -> None:
@@ -74,15 +79,9 @@ async def _subscribers(url: str, count: int, ready, go, stop_at, results) -> Non
                 await ws.send(json.dumps({"id": 2, "method": "server.ping", "params": []}))
 
         pinger = asyncio.ensure_future(keepalive())
+        sockets.append(ws)
         try:
-            while True:
-                remaining = stop_at.value - time.time()
-                if remaining <= 0:
-                    break
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), remaining)
-                except TimeoutError:
-                    break
+            async for raw in ws:  # until the stopper closes it
                 now = time.time() * 1000
                 msg = json.loads(raw)
                 if msg.get("method") == "deals.update":
@@ -90,9 +89,15 @@ async def _subscribers(url: str, count: int, ready, go, stop_at, results) -> Non
                         latencies.append(now - deal["time"])
                         if i == 0:
                             deals_seen.append(deal["id"])
+        except ConnectionClosed:
+            pass
         finally:
             pinger.cancel()
-            await ws.close()
+
+    async def stopper() -> None:
+        while time.time() < stop_at.value:
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
 
     tasks = [asyncio.ensure_future(one(i)) for i in range(count)]
     while connected < count:
@@ -101,7 +106,7 @@ async def _subscribers(url: str, count: int, ready, go, stop_at, results) -> Non
             raise done[0].exception()
         await asyncio.sleep(0.1)
     ready.set()
-    await asyncio.gather(*tasks)
+    await asyncio.gather(stopper(), *tasks)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     results.put({"latencies": latencies, "deals_seen": deals_seen, "cpu": usage.ru_utime + usage.ru_stime})
 

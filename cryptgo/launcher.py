@@ -59,10 +59,12 @@ def web_command(port: int | str, *, host: str = HOST, workers: int = 1, extra: t
     which is how the feed notices a slow client and cuts it off (ADR 0005). The
     launcher runs one worker per CPU: the API's hot paths run on each worker's
     event loop (cryptgo/fastpath.py), so one process uses one core at most (ADR 0007).
+    No per-message deflate: compressing each small push for each subscriber was
+    the largest single cost of a fan-out to 1,000 subscribers (ADR 0005).
     """
     return [sys.executable, "-m", "uvicorn", "cryptgo.asgi:application", "--host", host, "--port", str(port),
-            "--workers", str(workers), "--ws", "websockets-sansio", "--ws-max-size", "65536", "--lifespan", "off",
-            *extra]
+            "--workers", str(workers), "--ws", "websockets-sansio", "--ws-max-size", "65536",
+            "--ws-per-message-deflate", "false", "--lifespan", "off", *extra]
 
 
 def exchange_processes(env: dict[str, str]) -> list[Proc]:
