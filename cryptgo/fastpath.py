@@ -1,9 +1,9 @@
-"""A lean ASGI layer in front of Django for the hot public market-data reads (docs/adr/0007).
+"""A lean ASGI layer in front of Django for the API's hot endpoints (docs/adr/0007-asgi-fast-path.md).
 
 Django's ASGI handler costs about 2 ms of CPU per request on the development machine (request
 signals, middleware, a thread per request for the sync view): a depth read from Redis then runs at
 a few hundred requests per second per worker, while the read itself is a Redis GET. This layer
-answers these GETs on the event loop with redis.asyncio instead:
+answers these requests on the event loop instead:
 
 - ``GET /api/v1/markets/{name}/depth`` and ``GET /api/v3/depth`` (Redis with redis.asyncio);
 - ``GET /api/v1/markets/{name}/ticker``, ``GET /api/v3/trades`` and ``GET /api/v3/ticker/24hr?symbol=``
@@ -18,17 +18,17 @@ lookups run in a thread (they fill the caches). Anything else -- ``MARKET_DATA_S
 HEAD, a body, API keys, every other path -- falls through to Django unchanged, before anything
 was counted.
 
-The answers are the DRF views' own: the same validation (``depth_args``, ``depth_limit``), the same
-market lookups, the same selectors pieces, the same error rendering (``error_parts``), the same
-per-IP throttle counters, DRF's JSON renderer and the headers Django's middleware adds with these
-settings (``tests/api/test_fastpath.py`` compares both paths). ``API_FAST_PATH=off`` turns it off.
+The answers are the DRF views' own: the same validation (``depth_args``, ``depth_limit``,
+``order_place_in``), the same market lookups, selectors and services, the same error rendering
+(``error_parts``), the same throttle counters, DRF's JSON renderer and the headers Django's
+middleware adds with these settings (``tests/api/test_fastpath.py`` compares both paths).
+``API_FAST_PATH=off`` turns it off.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import re
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,8 +39,6 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, QueryDict
 from rest_framework import exceptions as drf
 from rest_framework.renderers import JSONRenderer
-
-log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
