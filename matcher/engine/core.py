@@ -944,13 +944,9 @@ class Engine:
 
     # ------------------------------------------------------------ snapshot
 
-    def snapshot(self) -> dict[str, Any]:
-        """The whole state as a JSON-compatible dict (amounts as ints in ticks/minimal units)."""
+    def config(self) -> dict[str, Any]:
+        """The assets and markets part of ``snapshot()``: cheap, so the matcher stores it with every batch."""
         return {
-            "version": SNAPSHOT_VERSION,
-            "event_seq": self.event_seq,
-            "next_order_id": self.next_order_id,
-            "next_deal_id": self.next_deal_id,
             "assets": [[a.name, a.prec] for a in self.assets.values()],
             "markets": [
                 {
@@ -968,6 +964,16 @@ class Engine:
                 }
                 for m in self.markets.values()
             ],
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as a JSON-compatible dict (amounts as ints in ticks/minimal units)."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "event_seq": self.event_seq,
+            "next_order_id": self.next_order_id,
+            "next_deal_id": self.next_deal_id,
+            **self.config(),
             "balances": [[u, a, v[0], v[1]] for u, accts in self._bal.items() for a, v in accts.items()],
             # open orders in id order: within a price level that is also time priority
             "orders": [

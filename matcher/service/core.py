@@ -28,7 +28,7 @@ from typing import Any
 from matcher.engine import Engine, Result
 from matcher.service.depth import DepthTracker
 from matcher.service.persist import Batch, Persister, Rows
-from matcher.service.state import LoadedState, engine_config
+from matcher.service.state import LoadedState
 
 log = logging.getLogger("matcher")
 
@@ -193,7 +193,7 @@ class Core:
                 batch.depth_changed = True
                 batch.depth_seqs = dict(self.depth.seqs)
         if config_changed:
-            batch.config = engine_config(engine)
+            batch.config = engine.config()
             batch.depth_changed = True
             batch.depth_seqs = dict(self.depth.seqs)
         if self.snapshot_every_ops and op_seq - self._last_snapshot_op >= self.snapshot_every_ops:

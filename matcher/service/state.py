@@ -63,29 +63,6 @@ def db_units(text: str, prec: int) -> int:
     return sign * int((whole or "0") + frac[:prec].ljust(prec, "0"))
 
 
-def engine_config(engine: Engine) -> dict[str, Any]:
-    """The assets and markets part of ``Engine.snapshot()`` without balances and orders (cheap)."""
-    return {
-        "assets": [[a.name, a.prec] for a in engine.assets.values()],
-        "markets": [
-            {
-                "name": m.name,
-                "base": m.base.name,
-                "quote": m.quote.name,
-                "price_prec": m.price_prec,
-                "amount_prec": m.amount_prec,
-                "min_amount": m.min_amount,
-                "min_notional": m.min_notional,
-                "maker_fee": m.maker_fee,
-                "taker_fee": m.taker_fee,
-                "user_fees": [[u, mk, tk] for u, (mk, tk) in m.user_fees.items()],
-                "halted": m.halted,
-            }
-            for m in engine.markets.values()
-        ],
-    }
-
-
 class LoadedState:
     """What start-up needs besides the engine: counters the engine does not own."""
 
