@@ -29,7 +29,8 @@ def test_wallet_api_conforms_to_its_schema(wallet_matcher, alice, tmp_path):
                "--seed", "20261124", "--workers", "1", "--phases", "examples,coverage,fuzzing",
                "-H", f"Authorization: Bearer {token}", "--request-timeout", "30",
                "--include-path-regex", "^/api/v1/wallets/", "--suppress-health-check", "all", "--no-color"]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        # cwd: schemathesis keeps its example database in ./.schemathesis; not in the repository
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     finally:
         server.stop()
     output = result.stdout + result.stderr
