@@ -8,8 +8,8 @@ answers these requests on the event loop instead:
 - ``GET /api/v1/markets/{name}/depth`` and ``GET /api/v3/depth`` (Redis with redis.asyncio);
 - ``GET /api/v1/markets/{name}/ticker``, ``GET /api/v3/trades`` and ``GET /api/v3/ticker/24hr?symbol=``
   (the views' sync selectors, in a thread: no Django handler, but a thread hand-off);
-- ``POST /api/v1/orders`` with a JWT (``native_order``): validation on the loop, the matcher call in a
-  thread pool.
+- ``POST /api/v1/orders`` with a JWT (``native_order``): validation on the loop, the placement through
+  the worker's async matcher client, which sends the placements in flight together as one ``PlaceBatch``.
 
 It serves a request only where it follows the view exactly: market data is read from Redis
 (``redis_live``), the request is a GET without a body (or the placement's JSON), on an allowed host.
@@ -146,9 +146,9 @@ _executor: list[ThreadPoolExecutor] = []
 
 
 def _pool() -> ThreadPoolExecutor:
-    """Threads for blocking calls: the matcher client, and the database on a cache miss. As many as
-    placements a worker has in flight, not the default executor's handful (a placement waits ~4 ms for
-    the matcher's commit, mostly without the GIL)."""
+    """Threads for blocking calls: the sync selectors, and the database on a cache miss (placements use
+    the async matcher client on the loop). More than the default executor's handful: these calls
+    mostly wait without the GIL."""
     if not _executor:
         _executor.append(ThreadPoolExecutor(max_workers=64, thread_name_prefix="fastpath"))
     return _executor[0]
@@ -393,7 +393,8 @@ async def native_order(req: Request, body: bytes) -> Response | None:
 
     from cryptgo.api.authentication import JWTAuthentication
     from markets import selectors
-    from trading.api.views import order_place, order_place_in
+    from trading import services
+    from trading.api.views import order_fields, order_out, order_place_in
 
     auth, header = JWTAuthentication(), req.headers.get(b"authorization")
     if req.headers.get(b"content-type") != b"application/json" or header is None:
@@ -419,10 +420,23 @@ async def native_order(req: Request, body: bytes) -> Response | None:
         if wait is not None:
             raise drf.Throttled(wait)
         d = order_place_in(data, market_lookup=lambda _: hit[0])
-        out = await _in_thread(order_place, user, d)
-        return 201, _renderer.render(out), {}
+        return 201, _renderer.render(order_out(await _place(services.placement(**order_fields(user, d)), user))), {}
     except Exception as exc:
         return _native_error(exc)
+
+
+async def _place(request: Any, user: Any) -> dict[str, Any]:
+    """``trading.services.order_place`` on the loop: the worker's batched async matcher client
+    (``AsyncMatcherClient``: placements in flight together share one ``PlaceBatch``), the same errors."""
+    from matcher.client import MatcherRejected, MatcherUnavailable, get_async_client
+    from trading import services
+
+    try:
+        return await get_async_client().place(request)
+    except (MatcherRejected, MatcherUnavailable) as exc:
+        if services.placement_needs_database(exc):
+            return await _in_thread(services.placement_failed, user, request, exc)  # type: ignore[no-any-return]
+        return services.placement_failed(user, request, exc)
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, bool]:

@@ -18,6 +18,7 @@ Usage::
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import grpc
+import grpc.aio
 
 from matcher.proto import matcher_pb2 as pb
 from matcher.proto import matcher_pb2_grpc as pb_grpc
@@ -121,6 +123,10 @@ def market_request(user_id: int, market: str, side: str, amount: str, client_ord
                                  client_order_id=client_order_id, stp=stp)
 
 
+#: A placement, as ``limit_request`` or ``market_request`` builds it.
+PlaceRequest = pb.PlaceLimitRequest | pb.PlaceMarketRequest
+
+
 def cancel_request(user_id: int, market: str, order_id: int | None = None,
                    client_order_id: str | None = None) -> pb.CancelRequest:
     return pb.CancelRequest(user=user_id, market=market, order_id=order_id, client_order_id=client_order_id)
@@ -134,6 +140,29 @@ def batch_item(r: pb.PlaceLimitRequest | pb.PlaceMarketRequest | pb.CancelReques
     return pb.PlaceOne(cancel=r)
 
 
+#: Options of both clients' channels.
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    # a restarted matcher is back within seconds: do not back off for minutes
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
+
+
+def batch_results(reply: pb.PlaceBatchReply) -> list[dict[str, Any] | MatcherRejected]:
+    """A PlaceBatch reply in request order: each accepted item's order dict, a ``MatcherRejected`` per refused one."""
+    out: list[dict[str, Any] | MatcherRejected] = []
+    for res in reply.results:
+        if res.reason:
+            code = _STATUS_BY_VALUE.get(res.code, grpc.StatusCode.FAILED_PRECONDITION)
+            out.append(MatcherRejected(res.reason, res.reason, code.name))
+        else:
+            out.append(_order(res.order))
+    return out
+
+
 class MatcherClient:
     """A thread-safe client over one gRPC channel. Prefer ``get_client()``."""
 
@@ -142,14 +171,7 @@ class MatcherClient:
         self.timeout = timeout
         self.retries = retries
         self.retry_backoff = retry_backoff
-        self._channel = grpc.insecure_channel(addr, options=[
-            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-            ("grpc.max_send_message_length", 64 * 1024 * 1024),
-            # a restarted matcher is back within seconds: do not back off for minutes
-            ("grpc.initial_reconnect_backoff_ms", 100),
-            ("grpc.min_reconnect_backoff_ms", 100),
-            ("grpc.max_reconnect_backoff_ms", 2000),
-        ])
+        self._channel = grpc.insecure_channel(addr, options=CHANNEL_OPTIONS)
         self._stub = pb_grpc.MatcherStub(self._channel)
 
     def close(self) -> None:
@@ -201,6 +223,12 @@ class MatcherClient:
         req = market_request(user_id, market, side, amount, client_order_id, stp)
         return _order(self._call(self._stub.PlaceMarket, req, retry=client_order_id is not None))
 
+    def place(self, request: PlaceRequest) -> dict[str, Any]:
+        """``place_limit`` or ``place_market`` for a request built with ``limit_request`` / ``market_request``
+        (the same retry rule: only with a ``client_order_id``)."""
+        fn = self._stub.PlaceLimit if isinstance(request, pb.PlaceLimitRequest) else self._stub.PlaceMarket
+        return _order(self._call(fn, request, retry=request.HasField("client_order_id")))
+
     def place_batch(self, requests: Iterable[pb.PlaceLimitRequest | pb.PlaceMarketRequest | pb.CancelRequest],
                     timeout: float | None = None) -> list[dict[str, Any] | MatcherRejected]:
         """Place (and cancel) many orders in one call; build the items with ``limit_request``,
@@ -210,15 +238,7 @@ class MatcherClient:
         order) or a ``MatcherRejected`` for each refused one. Not retried.
         """
         items = [batch_item(r) for r in requests]
-        reply = self._call(self._stub.PlaceBatch, pb.PlaceBatchRequest(orders=items), timeout=timeout)
-        out: list[dict[str, Any] | MatcherRejected] = []
-        for res in reply.results:
-            if res.reason:
-                code = _STATUS_BY_VALUE.get(res.code, grpc.StatusCode.FAILED_PRECONDITION)
-                out.append(MatcherRejected(res.reason, res.reason, code.name))
-            else:
-                out.append(_order(res.order))
-        return out
+        return batch_results(self._call(self._stub.PlaceBatch, pb.PlaceBatchRequest(orders=items), timeout=timeout))
 
     def cancel(self, user_id: int, market: str, order_id: int | None = None,
                client_order_id: str | None = None) -> dict[str, Any]:
@@ -329,6 +349,105 @@ class MatcherClient:
             raise MatcherUnavailable("UNAVAILABLE", f"matcher at {self.addr} not ready in {timeout}s") from None
 
 
+class AsyncMatcherClient:
+    """Placements from an event loop (the web worker's ASGI fast path), batched over ``grpc.aio``.
+
+    Why: the matcher spends ~0.85 ms of CPU on a unary ``PlaceLimit`` and ~0.11 ms per order inside a
+    ``PlaceBatch``, and ``grpc.aio`` costs the caller less CPU than the blocking client in a thread.
+    ``place`` sends the first order at once; the placements that arrive while a call is in flight
+    ride together in the next ``PlaceBatch`` (at most ``batch_max``), so an idle worker adds no wait.
+
+    Each caller gets what ``MatcherClient.place`` gives for its order alone: the order dict, its own
+    ``MatcherRejected``, or ``MatcherUnavailable``. A call that fails with UNAVAILABLE or
+    DEADLINE_EXCEEDED is retried (with the sync client's backoff) only for the orders that carry a
+    ``client_order_id`` -- a second copy is refused as ``duplicate_client_order_id``, raised with
+    ``.retried = True`` -- and the others get the ``MatcherUnavailable`` at once. Bound to the loop
+    that created it (a ``grpc.aio`` channel is): use ``get_async_client()``.
+    """
+
+    def __init__(self, addr: str, timeout: float = 10.0, retries: int = 3, retry_backoff: float = 0.2,
+                 batch_max: int = 256) -> None:
+        self.addr = addr
+        self.timeout = timeout
+        self.retries = retries
+        self.retry_backoff = retry_backoff
+        self.batch_max = batch_max
+        self._channel = grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS)
+        self._stub = pb_grpc.MatcherStub(self._channel)
+        self._queue: list[tuple[PlaceRequest, asyncio.Future[dict[str, Any]]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()  # the sender and the retries (a reference keeps them alive)
+        self._sending = False
+        #: figures for tests and profiling: PlaceBatch calls made and orders sent in them
+        self.calls = 0
+        self.sent = 0
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def place(self, request: PlaceRequest) -> dict[str, Any]:
+        """Place one order (``limit_request`` / ``market_request``); returns it after the matcher committed it."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self._queue.append((request, future))
+        if not self._sending:
+            self._sending = True
+            self._spawn(self._drain())
+        return await future
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self) -> None:
+        """One ``PlaceBatch`` after another while placements are queued: what arrived during a call goes next."""
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:self.batch_max], self._queue[self.batch_max:]
+                await self._send(batch, 0)
+        finally:
+            self._sending = False
+
+    async def _send(self, batch: list[tuple[PlaceRequest, asyncio.Future[dict[str, Any]]]], attempt: int) -> None:
+        self.calls += 1
+        self.sent += len(batch)
+        try:
+            reply = await self._stub.PlaceBatch(pb.PlaceBatchRequest(orders=[batch_item(r) for r, _ in batch]),
+                                                timeout=self.timeout)
+            results = batch_results(reply)
+            if len(results) != len(batch):
+                raise MatcherUnavailable("INTERNAL", f"{len(results)} results for {len(batch)} orders")
+        except grpc.RpcError as err:
+            # as MatcherClient._call: retried only where a second copy is refused (a client_order_id)
+            safe = err.code() in RETRY_CODES and attempt < self.retries
+            retry = [(r, f) for r, f in batch if safe and r.HasField("client_order_id") and not f.done()]
+            if retry:
+                self._spawn(self._retry(retry, attempt + 1))
+            for r, f in batch:
+                if not (safe and r.HasField("client_order_id")):
+                    _fail(f, _convert(err))
+            return
+        except Exception as exc:  # a reply that does not fit the batch: no caller may wait forever
+            for _, f in batch:
+                _fail(f, exc if isinstance(exc, MatcherError) else MatcherUnavailable("INTERNAL", str(exc)))
+            return
+        for (_, f), res in zip(batch, results, strict=True):
+            if isinstance(res, MatcherRejected):
+                res.retried = attempt > 0  # met on the client's own retry after an unanswered attempt
+                _fail(f, res)
+            elif not f.done():
+                f.set_result(res)
+
+    async def _retry(self, batch: list[tuple[PlaceRequest, asyncio.Future[dict[str, Any]]]], attempt: int) -> None:
+        await asyncio.sleep(self.retry_backoff * 2 ** (attempt - 1))
+        await self._send(batch, attempt)
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():  # a caller that went away (cancelled) needs no answer
+        future.set_exception(exc)
+
+
 _STATUS_BY_VALUE = {s.value[0]: s for s in grpc.StatusCode}
 
 _lock = threading.Lock()
@@ -354,6 +473,24 @@ def get_client() -> MatcherClient:
                                     timeout=float(getattr(settings, "MATCHER_TIMEOUT_SECONDS", 10)))
             _client_pid = pid
         return _client
+
+
+_async_clients: dict[asyncio.AbstractEventLoop, AsyncMatcherClient] = {}
+
+
+def get_async_client() -> AsyncMatcherClient:
+    """The running loop's ``AsyncMatcherClient`` for ``settings.MATCHER_GRPC_ADDR`` (a new one when the
+    address changed, as after ``reset_client``)."""
+    from django.conf import settings
+
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None or client.addr != settings.MATCHER_GRPC_ADDR:
+        for other in [k for k in _async_clients if k.is_closed()]:
+            del _async_clients[other]  # loops that ended (tests run one per asyncio.run)
+        client = _async_clients[loop] = AsyncMatcherClient(
+            settings.MATCHER_GRPC_ADDR, timeout=float(getattr(settings, "MATCHER_TIMEOUT_SECONDS", 10)))
+    return client
 
 
 def reset_client() -> None:

@@ -10,12 +10,15 @@ a state conflict is 409, anything else 400, and an unreachable matcher 503.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from accounts.models import User
 from cryptgo.api.errors import ApiError, NotFound, ServiceUnavailable
 from markets.models import Market
 from trading.models import Order
+
+if TYPE_CHECKING:
+    from matcher.client import MatcherError, PlaceRequest
 
 T = TypeVar("T")
 
@@ -44,20 +47,42 @@ def matcher_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
     try:
         return fn(*args, **kwargs)
-    except MatcherRejected as exc:
+    except (MatcherRejected, MatcherUnavailable) as exc:
+        raise api_error(exc) from None
+
+
+def api_error(exc: MatcherError) -> Exception:
+    """The API error for a matcher client error (``MatcherRejected`` or ``MatcherUnavailable``)."""
+    from matcher.client import MatcherRejected
+
+    if isinstance(exc, MatcherRejected):
         if exc.reason == "not_owner":  # never reveal another user's order
-            raise NotFound() from None
+            return NotFound()
         status = 409 if exc.reason in CONFLICT_REASONS else 400
-        raise ApiError(exc.reason, MESSAGES.get(exc.reason, exc.message), status=status) from None
-    except MatcherUnavailable as exc:
-        raise ServiceUnavailable("matcher_unavailable", f"The matching engine is unavailable ({exc.code}); "
-                                 "the order may or may not have been placed: check it by client_order_id.") from None
+        return ApiError(exc.reason, MESSAGES.get(exc.reason, exc.message), status=status)
+    return ServiceUnavailable("matcher_unavailable", f"The matching engine is unavailable ({exc.code}); "
+                              "the order may or may not have been placed: check it by client_order_id.")
 
 
 def _client() -> Any:
     from matcher.client import get_client
 
     return get_client()
+
+
+def placement(*, user: User, market: Market, side: str, type: str, price: str | None = None,
+              amount: str | None = None, quote_amount: str | None = None, time_in_force: str = "GTC",
+              post_only: bool = False, client_order_id: str | None = None, stp: str | None = None) -> PlaceRequest:
+    """The matcher request for a limit order (price, amount) or a market order (buy: quote_amount; sell: amount)."""
+    from matcher.client import limit_request, market_request
+
+    if type == "limit":
+        assert price is not None and amount is not None
+        return limit_request(user.pk, market.name, side, price, amount, tif=time_in_force, post_only=post_only,
+                             client_order_id=client_order_id, stp=stp)
+    spend = quote_amount if side == "buy" else amount
+    assert spend is not None
+    return market_request(user.pk, market.name, side, spend, client_order_id=client_order_id, stp=stp)
 
 
 def order_place(*, user: User, market: Market, side: str, type: str, price: str | None = None,
@@ -68,46 +93,35 @@ def order_place(*, user: User, market: Market, side: str, type: str, price: str 
 
     Returns the engine's order dict after the matcher committed the order and any trades.
     """
-    client = _client()
+    from matcher.client import MatcherRejected, MatcherUnavailable
+
+    request = placement(user=user, market=market, side=side, type=type, price=price, amount=amount,
+                        quote_amount=quote_amount, time_in_force=time_in_force, post_only=post_only,
+                        client_order_id=client_order_id, stp=stp)
     try:
-        if type == "limit":
-            assert price is not None and amount is not None
-            return matcher_call(_raw(client.place_limit), user.pk, market.name, side, price, amount,
-                                tif=time_in_force, post_only=post_only, client_order_id=client_order_id, stp=stp)
-        spend = quote_amount if side == "buy" else amount
-        assert spend is not None
-        return matcher_call(_raw(client.place_market), user.pk, market.name, side, spend,
-                            client_order_id=client_order_id, stp=stp)
-    except _Retried as exc:
-        # The client's own retry (after an unanswered first attempt) met duplicate_client_order_id:
-        # the first attempt was committed. Answer with that order instead of a false refusal.
-        order = Order.objects.filter(user=user, client_order_id=client_order_id).select_related(
-            "market", "fee_asset").first()
-        if order is None:
-            raise ApiError(exc.rejected.reason, MESSAGES.get(exc.rejected.reason, exc.rejected.message),
-                           status=409) from None
-        return engine_dict(order)
+        return _client().place(request)  # type: ignore[no-any-return]
+    except (MatcherRejected, MatcherUnavailable) as exc:
+        return placement_failed(user, request, exc)
 
 
-class _Retried(Exception):
-    def __init__(self, rejected: Any) -> None:
-        super().__init__(rejected.reason)
-        self.rejected = rejected
+def placement_failed(user: User, request: PlaceRequest, exc: MatcherError) -> dict[str, Any]:
+    """What a placement the matcher client failed answers: raises its API error, except when the client's
+    own retry (after an unanswered first attempt) met ``duplicate_client_order_id``. The first attempt
+    was then committed: answer with that order (read from the database) instead of a false refusal.
+    Needs the database only in that case (``placement_needs_database``)."""
+    if not placement_needs_database(exc):
+        raise api_error(exc) from None
+    order = Order.objects.filter(user=user, client_order_id=request.client_order_id).select_related(
+        "market", "fee_asset").first()
+    if order is None:
+        raise api_error(exc) from None
+    return engine_dict(order)
 
 
-def _raw(fn: Callable[..., T]) -> Callable[..., T]:
-    """Let a duplicate met on the client's own retry through matcher_call as ``_Retried``."""
+def placement_needs_database(exc: MatcherError) -> bool:
     from matcher.client import MatcherRejected
 
-    def call(*args: Any, **kwargs: Any) -> T:
-        try:
-            return fn(*args, **kwargs)
-        except MatcherRejected as exc:
-            if exc.retried and exc.reason == "duplicate_client_order_id":
-                raise _Retried(exc) from None
-            raise
-
-    return call
+    return isinstance(exc, MatcherRejected) and exc.retried and exc.reason == "duplicate_client_order_id"
 
 
 def engine_dict(o: Order) -> dict[str, Any]:

@@ -47,13 +47,21 @@ def order_place_in(data: Any, market_lookup: Callable[[str], Market | None] | No
     return dict(ser.validated_data)
 
 
-def order_place(user: Any, d: dict[str, Any]) -> dict[str, Any]:
-    """Place a validated order through the matcher; the 201 body. The view and the ASGI fast path share it."""
-    order = services.order_place(user=user, market=d["market"], side=d["side"], type=d["type"],
-                                 price=d.get("price"), amount=d.get("amount"), quote_amount=d.get("quote_amount"),
-                                 time_in_force=d["time_in_force"], post_only=d["post_only"],
-                                 client_order_id=d.get("client_order_id"), stp=d.get("stp"))
+def order_fields(user: Any, d: dict[str, Any]) -> dict[str, Any]:
+    """A validated placement as the keyword arguments of ``services.order_place`` and ``services.placement``."""
+    return {"user": user, "market": d["market"], "side": d["side"], "type": d["type"], "price": d.get("price"),
+            "amount": d.get("amount"), "quote_amount": d.get("quote_amount"), "time_in_force": d["time_in_force"],
+            "post_only": d["post_only"], "client_order_id": d.get("client_order_id"), "stp": d.get("stp")}
+
+
+def order_out(order: dict[str, Any]) -> dict[str, Any]:
+    """The 201 body for the engine's order dict. The view and the ASGI fast path share it."""
     return s.render_order(s.order_from_engine(order))
+
+
+def order_place(user: Any, d: dict[str, Any]) -> dict[str, Any]:
+    """Place a validated order through the matcher; the 201 body."""
+    return order_out(services.order_place(**order_fields(user, d)))
 
 
 class BalancesApi(PrivateApi):
