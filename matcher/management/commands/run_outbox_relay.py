@@ -10,7 +10,7 @@ from matcher.service.state import conninfo
 
 
 class Command(BaseCommand):
-    help = "Deliver committed matcher events (trading_outbox, matcher_depthoutbox) to Kafka until SIGTERM."
+    help = "Deliver committed matcher events (matcher_eventoutbox, matcher_depthoutbox) to Kafka until SIGTERM."
 
     def handle(self, *args, **options):
         relay = OutboxRelay(conninfo(), settings.KAFKA_BOOTSTRAP_SERVERS, settings.KAFKA_TOPIC_PREFIX, idle_wait=0.1,
