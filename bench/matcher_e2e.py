@@ -34,7 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-MARKET = "ETH_USDT"
+from bench.scratch import MARKET, create_database, create_market, drop_database, pct  # noqa: E402
+
 MID = 200_000  # price ticks (2000.00)
 
 
@@ -186,13 +187,6 @@ def open_loop_worker(addr: str, users: list[int], seed: int, rate: float, second
 # ---------------------------------------------------------------- orchestration
 
 
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(p / 100 * len(values)))]
-
-
 def cpu_of(pids: list[int]) -> float:
     """User + system CPU seconds of the processes (from /proc; gone processes count 0)."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -246,32 +240,15 @@ def main() -> int:
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cryptgo.settings")
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    import psycopg
-
-    base_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:54329/cryptgo")
-    dbname = f"cryptgo_bench_{os.getpid()}"
-    admin_url = base_url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-    os.environ["DATABASE_URL"] = base_url.rsplit("/", 1)[0] + "/" + dbname
+    admin_url, dbname = create_database("bench")
     matcher = None
     try:
-        import django
-
-        django.setup()
+        import psycopg
         from django.contrib.auth import get_user_model
-        from django.core.management import call_command
 
         from cryptgo.devservices import free_port
-        from markets.models import Asset, Market
 
-        call_command("migrate", verbosity=0)
-        eth = Asset.objects.create(symbol="ETH", name="Ether", decimals=18)
-        usdt = Asset.objects.create(symbol="USDT", name="Tether", decimals=6)
-        Market.objects.create(name=MARKET, base=eth, quote=usdt, price_precision=2, amount_precision=4,
-                              min_amount="0.001", min_notional="1", maker_fee="0.001", taker_fee="0.002")
+        create_market()
         User = get_user_model()
         User.objects.bulk_create([User(email=f"bench{i}@example.com", password="!") for i in range(args.users)])
         users = list(User.objects.filter(email__startswith="bench").values_list("id", flat=True))
@@ -361,11 +338,7 @@ def main() -> int:
                 if "matcher stopped" in line or "database time by part" in line:
                     print("  matcher: " + line.split("matcher: ", 1)[-1])
         if not args.keep_db:
-            from django.db import connections
-
-            connections.close_all()
-            with psycopg.connect(admin_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            drop_database(admin_url, dbname)
     return 0
 
 

@@ -33,8 +33,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-MARKET = "ETH_USDT"
 
+from bench.scratch import MARKET, create_database, create_market, drop_database, pct  # noqa: E402
 
 # ---------------------------------------------------------------- subscriber processes (no Django)
 
@@ -114,13 +114,6 @@ async def _subscribers(url: str, count: int, ready, go, stop_at, results) -> Non
 # ---------------------------------------------------------------- helpers
 
 
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
 def cpu_of(pid: int) -> float:
     """CPU seconds of a process and its children (uvicorn's workers)."""
     try:
@@ -164,37 +157,18 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="measured duration")
     args = parser.parse_args()
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cryptgo.settings")
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    import psycopg
-
-    base_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:54329/cryptgo")
-    dbname = f"cryptgo_wsbench_{os.getpid()}"
-    admin_url = base_url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-    os.environ["DATABASE_URL"] = base_url.rsplit("/", 1)[0] + "/" + dbname
+    admin_url, dbname = create_database("wsbench")
     procs: dict[str, subprocess.Popen[bytes]] = {}
     logs = Path(f"/tmp/ws-fanout-{os.getpid()}")
     logs.mkdir(parents=True, exist_ok=True)
     try:
-        import django
-
-        django.setup()
         from django.contrib.auth import get_user_model
-        from django.core.management import call_command
 
         from cryptgo.devservices import free_port
         from cryptgo.launcher import web_command
-        from markets.models import Asset, Market
 
-        call_command("migrate", verbosity=0)
-        eth = Asset.objects.create(symbol="ETH", name="Ether", decimals=18)
-        usdt = Asset.objects.create(symbol="USDT", name="Tether", decimals=6)
-        Market.objects.create(name=MARKET, base=eth, quote=usdt, price_precision=2, amount_precision=4,
-                              min_amount="0.001", min_notional="1", maker_fee="0.001", taker_fee="0.002")
+        create_market()
         User = get_user_model()
-        User.objects.get_or_create(id=0, defaults={"email": "fees@cryptgo.invalid", "is_active": False})
         maker = User.objects.create(email="maker@example.com", password="!")
         taker = User.objects.create(email="taker@example.com", password="!")
 
@@ -300,11 +274,7 @@ def main() -> int:
                     p.wait(30)
                 except subprocess.TimeoutExpired:
                     os.killpg(p.pid, signal.SIGKILL)
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        drop_database(admin_url, dbname)
     return 0
 
 
