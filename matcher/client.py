@@ -14,6 +14,10 @@ Usage::
     from matcher.client import get_client, MatcherRejected
     client = get_client()          # one per process (and per fork), settings.MATCHER_GRPC_ADDR
     order = client.place_limit(user.id, "ETH_USDT", "buy", "1500.00", "0.5")
+
+On an event loop (the web worker's ASGI fast path), ``get_async_client().place(limit_request(...))``
+places through ``grpc.aio`` with the same answers and errors; the placements in flight together
+share one ``PlaceBatch`` call (``AsyncMatcherClient``).
 """
 
 from __future__ import annotations
