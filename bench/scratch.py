@@ -52,6 +52,20 @@ def create_market() -> None:
                           min_amount="0.001", min_notional="1", maker_fee="0.001", taker_fee="0.002")
 
 
+def clear_market_data(redis_url: str) -> int:
+    """Delete the market's data in Redis: a scratch database starts its deal ids and depth seqs again at 1,
+    which run_marketdata (idempotent by those numbers) would otherwise skip as already folded."""
+    import redis
+
+    from markets.marketdata import key
+
+    r = redis.Redis.from_url(redis_url)
+    stale = list(r.scan_iter(key(MARKET, "*"), count=1000))
+    if stale:
+        r.delete(*stale)
+    return len(stale)
+
+
 def pct(values: list[float], p: float) -> float:
     """The p-th percentile (nearest rank); NaN when there is nothing to rank."""
     if not values:

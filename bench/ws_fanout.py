@@ -34,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import MARKET, create_database, create_market, drop_database, pct  # noqa: E402
+from bench.scratch import MARKET, clear_market_data, create_database, create_market, drop_database, pct  # noqa: E402
 
 # ---------------------------------------------------------------- subscriber processes (no Django)
 
@@ -152,7 +152,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=2, help="subscriber processes")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="uvicorn worker processes (default: one per CPU, as the launcher runs them)")
     parser.add_argument("--rate", type=float, default=10.0, help="deals per second")
     parser.add_argument("--seconds", type=float, default=15.0, help="measured duration")
     args = parser.parse_args()
@@ -178,6 +179,10 @@ def main() -> int:
                "MARKETDATA_KAFKA_GROUP": f"wsbench-md-{os.getpid()}", "LOG_LEVEL": "WARNING"}
         os.environ.update({k: env[k] for k in ("MATCHER_GRPC_ADDR", "KAFKA_TOPIC_PREFIX")})
         py = sys.executable
+        from django.conf import settings
+
+        if cleared := clear_market_data(settings.REDIS_URL):
+            print(f"setup: {cleared} stale {MARKET} market-data keys deleted from Redis", flush=True)
         procs["matcher"] = start("matcher", [py, "manage.py", "run_matcher"], env, logs)
         procs["marketdata"] = start("marketdata", [py, "manage.py", "run_marketdata"], env, logs)
         procs["web"] = start("web", web_command(web_port, workers=args.workers, extra=("--log-level", "warning")),
@@ -200,7 +205,7 @@ def main() -> int:
 
         from markets.marketdata import key
 
-        r = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:63799/0"), decode_responses=True)
+        r = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
         deal()
         deadline = time.monotonic() + 90
         while r.get(key(MARKET, "deal_id")) is None:
