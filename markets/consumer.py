@@ -482,6 +482,10 @@ class Publisher:
         asyncio.run_coroutine_threadsafe(groups.close_layer(self.layer), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        if not self.thread.is_alive():
+            # closed here, not by the garbage collector: the pub/sub layer flushes itself when its loop
+            # closes, which fails if that happens inside another running loop
+            self.loop.close()
 
 
 # ---------------------------------------------------------------------- the loop

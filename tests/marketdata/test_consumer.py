@@ -125,6 +125,7 @@ class DepthWatcher:
         self._run(groups.close_layer(self.layer))
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()
 
 
 def test_depth_diffs_give_the_book_and_pushes_keep_every_view_in_sync(eth_usdt, events, run_marketdata, md_redis):
