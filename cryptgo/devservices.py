@@ -353,16 +353,32 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     data_dir, cmd = Path(argv[0]).resolve(), argv[2:]
     services = LocalServices(data_dir)
+    # SIGTERM (a CI timeout, `timeout`, a supervisor) must stop the services too: they run in sessions
+    # of their own, so nothing else would, and Python's default action skips the ``finally`` below.
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         env = services.start_missing()
         child = subprocess.Popen(cmd, env={**os.environ, **env})
         try:
             return child.wait()
-        except KeyboardInterrupt:
-            child.send_signal(signal.SIGINT)
-            return child.wait()
+        except (KeyboardInterrupt, _Terminated) as exc:
+            child.send_signal(signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT)
+            try:
+                return child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                return child.wait()
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
         services.stop()
+
+
+class _Terminated(Exception):
+    pass
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 if __name__ == "__main__":

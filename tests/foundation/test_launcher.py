@@ -78,3 +78,33 @@ def test_launcher_starts_services_and_stops_everything(tmp_path):
             proc.wait()
     gone, alive = psutil.wait_procs(children, timeout=20)
     assert alive == [], f"left running: {[p.pid for p in alive]}"
+
+
+def test_devservices_stops_its_services_on_sigterm(tmp_path):
+    """A CI timeout or a supervisor ends the test command with SIGTERM: the services it started must go too.
+
+    They run in sessions of their own, so only the wrapper can stop them.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # the rest stays as configured
+    redis_pids: list[int] = []
+    proc = subprocess.Popen([sys.executable, "-m", "cryptgo.devservices", str(tmp_path), "--", "sleep", "120"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = wait_line(proc, "started local redis", 60)
+        assert any("started local redis" in line for line in lines), "".join(lines)
+        redis_port = int(lines[-1].split("redis://127.0.0.1:", 1)[1].split("/", 1)[0])
+        redis_pids = [c.pid for c in psutil.net_connections("tcp")
+                      if c.status == psutil.CONN_LISTEN and c.laddr.port == redis_port and c.pid]
+        assert redis_pids
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        deadline = time.monotonic() + 20
+        while any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in redis_pids):
+            assert time.monotonic() < deadline, "redis-server outlived its devservices wrapper"
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in redis_pids:  # when the test fails: leave nothing behind anyway
+            if psutil.pid_exists(pid):
+                os.kill(pid, signal.SIGKILL)
