@@ -58,8 +58,6 @@ from streaming.protocol import (
 
 log = logging.getLogger(__name__)
 
-#: channels_redis forgets group members after a day (group_expiry): members re-join well before.
-GROUP_REFRESH_SECONDS = 3600.0
 SUCCESS = {"status": "success"}
 
 
@@ -166,6 +164,9 @@ class StreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.closing = True
         for task in (self.writer, self.watchdog):
             task.cancel()
+        await self._leave_all()
+
+    async def _leave_all(self) -> None:
         for group in list(self.group_refs):
             await self.channel_layer.group_discard(group, self.channel_name)
         self.group_refs.clear()
@@ -204,10 +205,7 @@ class StreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         asyncio.ensure_future(self._close_after_leaving(code))
 
     async def _close_after_leaving(self, code: int) -> None:
-        for group in list(self.group_refs):
-            await self.channel_layer.group_discard(group, self.channel_name)
-        self.group_refs.clear()
-        self.subs.clear()
+        await self._leave_all()
         await self.close(code=code)
 
     def _close_gently(self, code: int) -> None:
@@ -221,8 +219,7 @@ class StreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             self._cut(code)
 
     async def _watch(self) -> None:
-        """Idle and token-expiry checks, and keeping group membership alive, once a second."""
-        refreshed = time.monotonic()
+        """Idle and token-expiry checks, once a second (the pub/sub layer's groups do not expire)."""
         while not self.closing:
             await asyncio.sleep(1.0)
             now = time.monotonic()
@@ -230,10 +227,6 @@ class StreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 self._close_gently(CloseCode.IDLE)
             elif self.auth_expires is not None and time.time() >= self.auth_expires:
                 self._close_gently(CloseCode.AUTH_EXPIRED)
-            elif now - refreshed > GROUP_REFRESH_SECONDS:
-                refreshed = now
-                for group in list(self.group_refs):
-                    await self.channel_layer.group_add(group, self.channel_name)
 
     async def _join(self, group: str) -> None:
         if self.group_refs[group] == 0:
