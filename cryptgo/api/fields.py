@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -11,6 +11,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 _PLAIN = re.compile(r"[0-9]{1,40}(\.[0-9]{1,30})?")
+
+
+def plain_decimal(value: Any) -> Decimal | None:
+    """``value`` as a Decimal if it is a plain decimal string (up to 40 digits, a point and up to 30
+    decimals; no sign, exponent or space), else None. ``DecimalString`` and the order fast check share it."""
+    if not isinstance(value, str) or not _PLAIN.fullmatch(value):
+        return None
+    return Decimal(value)
 
 
 @extend_schema_field({"type": "string", "pattern": r"^[0-9]{1,40}(\.[0-9]{1,30})?$", "example": "1.25"})
@@ -28,13 +36,11 @@ class DecimalString(serializers.Field):
     }
 
     def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str) or not _PLAIN.fullmatch(data):
+        value = plain_decimal(data)
+        if value is None:
             self.fail("invalid")
-        try:
-            if Decimal(data) <= 0:
-                self.fail("not_positive")
-        except InvalidOperation:
-            self.fail("invalid")
+        elif value <= 0:
+            self.fail("not_positive")
         return data
 
     def to_representation(self, value: Any) -> str:

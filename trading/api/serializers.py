@@ -11,12 +11,17 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from cryptgo.api.fields import _PLAIN, DecimalString, MoneyOut, format_decimal
+from cryptgo.api.fields import DecimalString, MoneyOut, format_decimal, plain_decimal
 from markets import selectors as market_selectors
 from markets.models import Asset, Market
 from trading.models import Order, OrderStatus
 
-CLIENT_ORDER_ID = r"^[A-Za-z0-9._:/-]{1,64}$"
+#: a client_order_id, whole (without anchors: ``fullmatch``)
+CLIENT_ORDER_ID = r"[A-Za-z0-9._:/-]{1,64}"
+SIDES = ("buy", "sell")
+TYPES = ("limit", "market")
+TIMES_IN_FORCE = ("GTC", "IOC", "FOK")
+STP_MODES = ("cancel_resting", "cancel_incoming", "cancel_both")
 
 
 def _decimals(value: str) -> int:
@@ -60,16 +65,16 @@ class AssetField(serializers.Field):
 
 class OrderPlaceIn(serializers.Serializer):
     market = MarketField()
-    side = serializers.ChoiceField(choices=["buy", "sell"])
-    type = serializers.ChoiceField(choices=["limit", "market"])
+    side = serializers.ChoiceField(choices=SIDES)
+    type = serializers.ChoiceField(choices=TYPES)
     price = DecimalString(required=False, help_text="Limit orders: the limit price.")
     amount = DecimalString(required=False, help_text="Base amount: limit orders and market sells.")
     quote_amount = DecimalString(required=False, help_text="Market buys: the quote amount to spend.")
-    time_in_force = serializers.ChoiceField(choices=["GTC", "IOC", "FOK"], default="GTC")
+    time_in_force = serializers.ChoiceField(choices=TIMES_IN_FORCE, default="GTC")
     post_only = serializers.BooleanField(default=False)
-    client_order_id = serializers.RegexField(CLIENT_ORDER_ID, required=False,
+    client_order_id = serializers.RegexField(f"^{CLIENT_ORDER_ID}$", required=False,
                                              help_text="Your id for the order, unique per account.")
-    stp = serializers.ChoiceField(choices=["cancel_resting", "cancel_incoming", "cancel_both"], required=False,
+    stp = serializers.ChoiceField(choices=STP_MODES, required=False,
                                   help_text="Self-trade prevention (default cancel_resting).")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -116,9 +121,8 @@ def placement_errors(attrs: dict[str, Any], tif_given: bool) -> dict[str, list[s
     return errors
 
 
-_CLIENT_ORDER_ID = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
-_CHOICES = {"side": ("buy", "sell"), "type": ("limit", "market"), "time_in_force": ("GTC", "IOC", "FOK"),
-            "stp": ("cancel_resting", "cancel_incoming", "cancel_both")}
+_CLIENT_ORDER_ID = re.compile(CLIENT_ORDER_ID)
+_CHOICES = {"side": SIDES, "type": TYPES, "time_in_force": TIMES_IN_FORCE, "stp": STP_MODES}
 _MONEY = ("price", "amount", "quote_amount")
 
 
@@ -150,7 +154,8 @@ def order_place_fast(data: Any, market_lookup: Callable[[str], Market | None]) -
     for key in _MONEY:
         if key in data:
             v = data[key]
-            if type(v) is not str or not _PLAIN.fullmatch(v) or not Decimal(v) > 0:
+            d = plain_decimal(v) if type(v) is str else None
+            if d is None or not d > 0:
                 return None
             out[key] = v
     tif = data.get("time_in_force", "GTC")
