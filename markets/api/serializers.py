@@ -35,9 +35,15 @@ class MarketOut(serializers.Serializer):
     status = serializers.CharField()
 
 
+#: a depth request's bounds, shared with the plain-query check of ``markets.api.views.fast_depth_query``
+DEPTH_LIMIT_MAX = 500
+DEPTH_LIMIT_DEFAULT = 20
+DEPTH_INTERVAL = r"[0-9]{1,20}(\.[0-9]{1,18})?"  # whole (``fullmatch``)
+
+
 class DepthQuery(serializers.Serializer):
-    limit = serializers.IntegerField(min_value=1, max_value=500, default=20)
-    interval = serializers.RegexField(r"^[0-9]{1,20}(\.[0-9]{1,18})?$", required=False,
+    limit = serializers.IntegerField(min_value=1, max_value=DEPTH_LIMIT_MAX, default=DEPTH_LIMIT_DEFAULT)
+    interval = serializers.RegexField(f"^{DEPTH_INTERVAL}$", required=False,
                                       help_text="Merge levels into buckets of this price step, e.g. \"10\".")
 
 

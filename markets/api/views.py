@@ -67,7 +67,7 @@ def depth_args(market: Market, params: Any) -> tuple[int, str | None]:
 
 
 _SHORT_INT = re.compile(r"[0-9]{1,3}")
-_INTERVAL = re.compile(r"[0-9]{1,20}(\.[0-9]{1,18})?")
+_INTERVAL = re.compile(s.DEPTH_INTERVAL)
 
 
 def fast_depth_query(params: Any) -> dict[str, Any] | None:
@@ -75,10 +75,10 @@ def fast_depth_query(params: Any) -> dict[str, Any] | None:
     None for anything else, which the serializer then decides (it costs ~0.1 ms per request)."""
     if len(params) > 2 or any(k not in ("limit", "interval") for k in params):
         return None
-    q: dict[str, Any] = {"limit": 20}
+    q: dict[str, Any] = {"limit": s.DEPTH_LIMIT_DEFAULT}
     limit = params.get("limit")
     if limit is not None:
-        if not _SHORT_INT.fullmatch(limit) or not 1 <= int(limit) <= 500:
+        if not _SHORT_INT.fullmatch(limit) or not 1 <= int(limit) <= s.DEPTH_LIMIT_MAX:
             return None
         q["limit"] = int(limit)
     interval = params.get("interval")
