@@ -44,21 +44,19 @@ import psycopg
 from matcher.engine import BalanceEvent, DealEvent, Event, OrderEvent
 from matcher.engine.amounts import format_units
 from matcher.engine.book import BUY, MARKET
-from matcher.engine.events import CANCELLED, EXPIRED, FILLED, NEW, RESERVED_BUSINESSES, SELF_TRADE
+from matcher.engine.events import CANCELLED, EXPIRED, FILLED, NEW, ORDER_STATUS, RESERVED_BUSINESSES, SELF_TRADE
 from matcher.service.state import STATE_ID, ms_to_dt
 
 SCHEMA_VERSION = 1
 #: Events (Kafka messages) per matcher_eventoutbox row.
 OUTBOX_CHUNK = 1000
-#: trading_order.status of a finished order, by the engine's done reason
-_STATUS = {FILLED: "filled", CANCELLED: "cancelled", EXPIRED: "expired", SELF_TRADE: "self_trade"}
+#: trading_order.status of a finished order, by the engine's done reason (replay_oplog compares with it)
+ROW_STATUS = {FILLED: "filled", CANCELLED: "cancelled", EXPIRED: "expired", SELF_TRADE: "self_trade"}
 #: the order dict's status (contract C), by the engine's done reason (events.OrderEvent.status)
-_EVENT_STATUS = {None: "open", FILLED: "filled", CANCELLED: "cancelled", EXPIRED: "expired",
-                 SELF_TRADE: "cancelled"}
+_EVENT_STATUS = {None: "open", **ORDER_STATUS}
 _NULL = "NULL"  # in an array literal
 _RS = "\x1e"  # joins texts that string_to_array(..., chr(30)) splits
-_JSON_REASON = {None: "null", FILLED: '"filled"', CANCELLED: '"cancelled"', EXPIRED: '"expired"',
-                SELF_TRADE: '"self_trade"'}
+_JSON_REASON = {reason: json.dumps(reason) for reason in _EVENT_STATUS}  # the reason as JSON
 
 
 def dumps(obj: Any) -> str:
@@ -98,7 +96,7 @@ def add_columns(params: list[Any], rows: Any, width: int, ints: tuple[int, ...])
         return
     for i in ints:
         columns[i] = map(str, columns[i])
-    params.extend(["{" + ",".join(c) + "}" for c in columns])
+    params.extend([array(c) for c in columns])
 
 
 _zeros: dict[int, str] = {}
@@ -353,7 +351,7 @@ class Persister:
         updates: list[tuple[str, ...]] = []
         for oid, (ev, ot, filled, filled_quote, fee) in last_order.items():
             reason = ev.reason
-            status = ("partially_filled" if ev.filled else "open") if reason is None else _STATUS[reason]
+            status = ("partially_filled" if ev.filled else "open") if reason is None else ROW_STATUS[reason]
             if oid in new_orders:
                 inserts.append((*ot.row_head, filled, filled_quote, fee, *ot.row_mid, status,
                                 ts(ev.order.created_at), ts(ev.time)))
@@ -375,15 +373,15 @@ class Persister:
         # the statement's parameters, in its order: every column as one array literal, except that the
         # oplog's params and the outbox payloads (most of the bytes) are joined with RS (U+001E) and split
         # by PostgreSQL: JSON never holds a raw control character, so they need no escaping
-        params: list[Any] = [now_ts, "{" + ",".join([str(op[0]) for op in b.ops]) + "}",
-                             "{" + ",".join([op[1] for op in b.ops]) + "}", _RS.join([dumps(op[2]) for op in b.ops])]
+        params: list[Any] = [now_ts, array([str(op[0]) for op in b.ops]), array([op[1] for op in b.ops]),
+                             _RS.join([dumps(op[2]) for op in b.ops])]
         add_columns(params, inserts, 18, ())
         add_columns(params, updates, 6, ())
         add_columns(params, b.stps, 2, (0,))
         add_columns(params, deals, 13, (0, 1, 5, 6, 7, 8))
         add_columns(params, balances.values(), 5, (0, 1))
         add_columns(params, ledger, 9, (0, 1, 3, 7))
-        params += ["{" + ",".join(ob_seq) + "}", "{" + ",".join(ob_last) + "}", _RS.join(ob_payload)]
+        params += [array(ob_seq), array(ob_last), _RS.join(ob_payload)]
         add_columns(params, [(m, seq, arr_text(p)) for m, seq, p in b.depth], 3, (1,))
         params += [b.op_seq, b.event_seq, b.next_order_id, b.next_deal_id, b.time_ms,
                    dumps(b.depth_seqs) if b.depth_changed else None, dumps(b.config) if b.config is not None else None]

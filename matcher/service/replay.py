@@ -31,10 +31,9 @@ import psycopg
 
 from matcher.engine import DealEvent, Engine, OrderEvent
 from matcher.engine.amounts import format_units
-from matcher.engine.events import CANCELLED, EXPIRED, FILLED, SELF_TRADE
+from matcher.service.persist import ROW_STATUS
 from matcher.service.state import diff_states, dt_to_ms, normalize, snapshot_from_tables
 
-_STATUS = {FILLED: "filled", CANCELLED: "cancelled", EXPIRED: "expired", SELF_TRADE: "self_trade"}
 MAX_LISTED = 20
 
 
@@ -115,7 +114,7 @@ def replay(conn: psycopg.Connection[Any], *, snapshot: str | None = None,
                     m = ev.order.market
                     fee_prec = m.base.prec if ev.order.side == "buy" else m.quote.prec
                     status = ("partially_filled" if ev.filled else "open") if ev.reason is None \
-                        else _STATUS[ev.reason]
+                        else ROW_STATUS[ev.reason]
                     orders[ev.order.id] = (status, format_units(ev.filled, m.amount_prec),
                                            format_units(ev.filled_quote, m.quote.prec),
                                            format_units(ev.fee, fee_prec))
