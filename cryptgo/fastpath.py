@@ -256,7 +256,7 @@ async def _depth_body(kind: str, market: str, limit: int, interval: str | None, 
                 _rendered.clear()
             _rendered[(kind, key, limit)] = (raw, body)
             return body
-    book = await asyncio.to_thread(matcher_call, selectors.depth_from_matcher, market, limit, interval)
+    book = await _in_thread(matcher_call, selectors.depth_from_matcher, market, limit, interval)
     return _renderer.render(render(book))
 
 
