@@ -43,13 +43,6 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cryptgo.settings_test")
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -101,14 +94,6 @@ async def run_phase(name: str, seconds: float, concurrency: int, make_request: A
         await asyncio.gather(*(worker(w) for w in range(concurrency)))
         elapsed = time.monotonic() - t0
     return {"name": name, "elapsed": elapsed, "latencies": latencies, **counts}
-
-
-def children(pid: int) -> list[int]:
-    """Child processes of ``pid`` (uvicorn's workers), from /proc."""
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def main() -> int:
@@ -202,7 +187,7 @@ def main() -> int:
                 await r.read()
                 return r.status
 
-        from bench.matcher_e2e import cpu_of
+        from bench.scratch import children, cpu_of, pct
 
         def cpu() -> dict[str, float]:
             """CPU seconds so far of the web workers, the matcher, run_marketdata and this load generator."""
@@ -226,9 +211,9 @@ def main() -> int:
 
         placed, depth = asyncio.run(phases())
         print(f"orders_per_sec={placed['ok'] / placed['elapsed']:.1f}")
-        print(f"orders_p99_ms={percentile(placed['latencies'], 0.99) * 1000:.1f}")
+        print(f"orders_p99_ms={pct(placed['latencies'], 99) * 1000:.1f}")
         print(f"depth_reads_per_sec={depth['ok'] / depth['elapsed']:.1f}")
-        print(f"depth_p99_ms={percentile(depth['latencies'], 0.99) * 1000:.1f}")
+        print(f"depth_p99_ms={pct(depth['latencies'], 99) * 1000:.1f}")
         for phase in (placed, depth):
             n = max(phase["ok"], 1)
             print(f"{phase['name']}_cpu_us_per_request: " + ", ".join(

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import MARKET, create_database, create_market, drop_database, pct  # noqa: E402
+from bench.scratch import MARKET, cpu_of, create_database, create_market, drop_database, pct  # noqa: E402
 
 MID = 200_000  # price ticks (2000.00)
 
@@ -185,19 +185,6 @@ def open_loop_worker(addr: str, users: list[int], seed: int, rate: float, second
 
 
 # ---------------------------------------------------------------- orchestration
-
-
-def cpu_of(pids: list[int]) -> float:
-    """User + system CPU seconds of the processes (from /proc; gone processes count 0)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
 
 
 def pids_named(name: str) -> list[int]:

@@ -1,4 +1,4 @@
-"""What the end-to-end benchmarks share: a scratch database with one market, and percentiles.
+"""What the end-to-end benchmarks share: a scratch database with one market, percentiles, CPU time.
 
 Each benchmark runs against the configured PostgreSQL (or the one
 ``cryptgo.devservices`` started) in a database of its own, created here and
@@ -8,6 +8,7 @@ dropped afterwards, so a run never touches the development data.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 MARKET = "ETH_USDT"
 
@@ -72,3 +73,24 @@ def pct(values: list[float], p: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def cpu_of(pids: list[int]) -> float:
+    """User + system CPU seconds of the processes (from /proc; gone processes count 0)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def children(pid: int) -> list[int]:
+    """Child processes of ``pid`` (uvicorn's workers), from /proc."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []

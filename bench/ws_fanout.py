@@ -34,7 +34,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import MARKET, clear_market_data, create_database, create_market, drop_database, pct  # noqa: E402
+from bench.scratch import (  # noqa: E402
+    MARKET,
+    children,
+    clear_market_data,
+    cpu_of,
+    create_database,
+    create_market,
+    drop_database,
+    pct,
+)
 
 # ---------------------------------------------------------------- subscriber processes (no Django)
 
@@ -112,19 +121,6 @@ async def _subscribers(url: str, count: int, ready, go, stop_at, results) -> Non
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def cpu_of(pid: int) -> float:
-    """CPU seconds of a process and its children (uvicorn's workers)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            children = [int(c) for c in f.read().split()]
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    return total + sum(cpu_of(c) for c in children)
 
 
 def start(name: str, argv: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
@@ -233,7 +229,7 @@ def main() -> int:
         print(f"setup: {args.subscribers} subscribers connected in {time.monotonic() - t0:.1f}s over "
               f"{args.clients} processes", flush=True)
 
-        cpu0 = {name: cpu_of(p.pid) for name, p in procs.items()}
+        cpu0 = {name: cpu_of([p.pid, *children(p.pid)]) for name, p in procs.items()}
         first_id = int(r.get(key(MARKET, "deal_id")))
         go.set()
         time.sleep(0.5)
@@ -259,7 +255,7 @@ def main() -> int:
         for w in workers:
             w.join(30)
         elapsed = time.time() - start_t
-        cpu1 = {name: cpu_of(p.pid) for name, p in procs.items()}
+        cpu1 = {name: cpu_of([p.pid, *children(p.pid)]) for name, p in procs.items()}
 
         lat = [x for c in collected for x in c["latencies"]]
         expected = placed * args.subscribers
