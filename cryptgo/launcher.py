@@ -21,6 +21,13 @@ from cryptgo.devservices import HOST, LocalServices, free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PREFERRED_PORTS = {"postgres": 54329, "redis": 63799, "kafka": 19092, "anvil": 8545}
+#: Where the hot wallet's mnemonic comes from: given to the signing Celery worker and to no other process.
+SIGNER_ENV = ("HOT_WALLET_MNEMONIC", "HOT_WALLET_MNEMONIC_FILE")
+
+
+def without_signer_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` less the mnemonic's variables: what every process but the signer gets (web holds the xpub only)."""
+    return {k: v for k, v in env.items() if k not in SIGNER_ENV}
 
 
 @dataclass
@@ -29,15 +36,20 @@ class Proc:
 
     name: str
     argv: list[str]
+    signer: bool = False  # True only for the Celery worker, which signs and so reads the mnemonic
     popen: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
 
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        return dict(env) if self.signer else without_signer_env(env)
+
     def start(self, env: dict[str, str], log_dir: Path) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
         with open(log_dir / f"{self.name}.log", "ab") as log:
-            self.popen = subprocess.Popen(self.argv, env=env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True)
+            self.popen = subprocess.Popen(self.argv, env=self.environment(env), cwd=BASE_DIR, stdout=log,
+                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                          start_new_session=True)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.popen is None or self.popen.poll() is not None:
@@ -87,7 +99,7 @@ def wallet_processes(env: dict[str, str]) -> list[Proc]:
         return []
     celery = [sys.executable, "-m", "celery", "-A", "cryptgo"]
     return [
-        Proc("celery-worker", [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"]),
+        Proc("celery-worker", [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"], signer=True),
         Proc("celery-beat", [*celery, "beat", "--loglevel", "INFO",
                              "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"]),
     ]
@@ -104,7 +116,8 @@ def secret_key(var_dir: Path) -> str:
 
 
 def manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], env=env, cwd=BASE_DIR, check=True)
+    subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], env=without_signer_env(env), cwd=BASE_DIR,
+                   check=True)
 
 
 class Stop(Exception):

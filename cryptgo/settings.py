@@ -198,9 +198,10 @@ SIMPLE_JWT = {
 SPECTACULAR_SETTINGS = {"TITLE": "CryptGO API", "VERSION": "1.0.0", "SERVE_INCLUDE_SCHEMA": False,
                         "COMPONENT_SPLIT_REQUEST": True, "SCHEMA_PATH_PREFIX": r"/api/v[0-9]"}
 
-# Wallets: the web tier holds only the account xpub; the mnemonic is read where Celery signs.
+# Wallets: the web tier holds only the account xpub. The mnemonic (HOT_WALLET_MNEMONIC_FILE or
+# HOT_WALLET_MNEMONIC) is deliberately not a setting: wallets.signer reads it from the environment
+# where Celery signs, so no settings dump (Django's error reports) can ever contain it.
 HOT_WALLET_XPUB = env("HOT_WALLET_XPUB", "")
-HOT_WALLET_MNEMONIC = env("HOT_WALLET_MNEMONIC", "")
 ETH_RPC_TIMEOUT = envint("ETH_RPC_TIMEOUT", 10)
 ETH_POA = envbool("ETH_POA", False)  # inject ExtraDataToPOAMiddleware (PoA chains with long extraData)
 WALLET_NATIVE_ASSET = env("WALLET_NATIVE_ASSET", "ETH")  # the Asset symbol of the chain's own coin

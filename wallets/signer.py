@@ -1,20 +1,29 @@
 """The only place private keys exist: derived from the mnemonic, used to sign, forgotten.
 
-Runs in the Celery worker (sweeps, withdrawals). The mnemonic comes from
-``HOT_WALLET_MNEMONIC`` or ``HOT_WALLET_MNEMONIC_FILE``, never from the
-database. Nothing here logs, prints or returns a key; ``repr`` hides the
-secret. At start the signer checks that its mnemonic yields the configured
-xpub, so the addresses users deposit to are ones we can actually spend from.
+Runs in the Celery worker (sweeps, withdrawals). The mnemonic comes from the
+process environment, ``HOT_WALLET_MNEMONIC_FILE`` (a path) or
+``HOT_WALLET_MNEMONIC``, read when the first transaction is signed: never from
+the database, and never through Django settings, because Django's error reports
+print every setting whose name does not look secret (its filter knows KEY, TOKEN,
+SECRET, PASS..., not MNEMONIC). Nothing here logs, prints or returns a key;
+``repr`` hides the secret, and the functions that hold the mnemonic or a key are
+``sensitive_variables``, so an error report shows none of their (or their
+callees') local variables. At start the signer checks that its mnemonic yields
+the configured xpub, so the addresses users deposit to are ones we can actually
+spend from.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bip_utils import Bip39MnemonicValidator, Bip39SeedGenerator, Bip44, Bip44Changes, Bip44Coins
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.views.decorators.debug import sensitive_variables
 from eth_account import Account
 
 from wallets import hd
@@ -31,6 +40,7 @@ class SignedTx:
 class Signer:
     """Signs transactions for the hot wallet (index 0) and deposit addresses (index >= 1)."""
 
+    @sensitive_variables()
     def __init__(self, mnemonic: str, expected_xpub: str | None = None) -> None:
         mnemonic = " ".join(mnemonic.split())
         if not mnemonic or not Bip39MnemonicValidator().IsValid(mnemonic):
@@ -52,6 +62,7 @@ class Signer:
     def hot_address(self) -> str:
         return self.address(hd.HOT_WALLET_INDEX)
 
+    @sensitive_variables()
     def sign(self, index: int, tx: dict[str, Any]) -> SignedTx:
         """Sign ``tx`` (which must carry its nonce, chainId, gas and fees) with key ``index``."""
         key = self._account.Change(Bip44Changes.CHAIN_EXT).AddressIndex(index).PrivateKey().Raw().ToBytes()
@@ -64,14 +75,30 @@ class Signer:
 _signer: Signer | None = None
 
 
+@sensitive_variables()
+def configured_mnemonic() -> str:
+    """The mnemonic from the environment: the file ``HOT_WALLET_MNEMONIC_FILE`` names, else ``HOT_WALLET_MNEMONIC``.
+
+    Only the Celery worker is given either (the launcher passes them to no other process).
+    """
+    path = os.environ.get("HOT_WALLET_MNEMONIC_FILE", "")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"HOT_WALLET_MNEMONIC_FILE cannot be read: {exc.strerror}") from None
+    mnemonic = os.environ.get("HOT_WALLET_MNEMONIC", "")
+    if not mnemonic:
+        raise ImproperlyConfigured("HOT_WALLET_MNEMONIC_FILE (or HOT_WALLET_MNEMONIC) is not set: cannot sign")
+    return mnemonic
+
+
+@sensitive_variables()
 def get_signer() -> Signer:
-    """The process's signer, built on first use from settings (so the web tier never builds one)."""
+    """The process's signer, built on first use (so a process that never signs never reads the mnemonic)."""
     global _signer
     if _signer is None:
-        mnemonic = settings.HOT_WALLET_MNEMONIC
-        if not mnemonic:
-            raise ImproperlyConfigured("HOT_WALLET_MNEMONIC (or HOT_WALLET_MNEMONIC_FILE) is not set: cannot sign")
-        _signer = Signer(str(mnemonic), settings.HOT_WALLET_XPUB or None)
+        _signer = Signer(configured_mnemonic(), settings.HOT_WALLET_XPUB or None)
     return _signer
 
 

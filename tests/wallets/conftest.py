@@ -89,8 +89,10 @@ class Evm:
 
 
 @pytest.fixture
-def wallet_settings(settings: Any) -> Iterator[Any]:
-    settings.HOT_WALLET_MNEMONIC = TEST_MNEMONIC
+def wallet_settings(settings: Any, monkeypatch: Any) -> Iterator[Any]:
+    # The signer reads its mnemonic from the environment, as the launcher's Celery worker gets it.
+    monkeypatch.delenv("HOT_WALLET_MNEMONIC_FILE", raising=False)
+    monkeypatch.setenv("HOT_WALLET_MNEMONIC", TEST_MNEMONIC)
     settings.HOT_WALLET_XPUB = TEST_XPUB
     settings.WALLET_TRACING = "auto"
     signer.reset_signer()
