@@ -45,11 +45,11 @@ def ensure_venv() -> None:
 def ensure_node_packages() -> None:
     """``npm ci`` the local chain (Anvil, pinned in package.json) when Node.js exists and the lock changed.
 
-    Without Node.js everything but the chain and the wallet tasks still runs: say so in one line.
+    Without Node.js everything but the chain and the wallet tasks still runs. Nothing is printed
+    here: the local services (cryptgo.devservices, which both commands run) say so in one line.
     """
     npm = shutil.which("npm")
     if shutil.which("node") is None or npm is None:
-        print("Node.js not found: the local Ethereum chain (Anvil) and the wallet tasks will be skipped", flush=True)
         return
     lock = ROOT / "package-lock.json"
     digest = hashlib.sha256(lock.read_bytes()).hexdigest()

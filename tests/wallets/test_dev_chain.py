@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 from io import StringIO
+from pathlib import Path
 
 from django.core.management import call_command
 
@@ -56,13 +57,20 @@ def test_dev_chain_refuses_a_chain_that_is_not_a_development_chain(evm, db):
     assert cgt.contract_address == ""
 
 
-def test_without_node_the_local_chain_is_skipped_in_one_line(tmp_path, monkeypatch):
+def test_without_node_the_local_chain_is_skipped_in_one_line(tmp_path, monkeypatch, capsys):
+    """What `python3 dev.py run` (or test) prints without Node.js: dev.py's npm step, then the local services."""
+    import importlib.util
+
     from cryptgo.devservices import LocalServices
 
+    spec = importlib.util.spec_from_file_location("dev_script", Path(__file__).resolve().parents[2] / "dev.py")
+    dev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev)
     monkeypatch.setenv("PATH", str(tmp_path))  # a PATH with no node and no npm on it
-    lines: list[str] = []
+    dev.ensure_node_packages()
     given = {"DATABASE_URL": "postgres://x/y", "REDIS_URL": "redis://x:1/0", "KAFKA_BOOTSTRAP_SERVERS": "x:1"}
-    env = LocalServices(tmp_path).start_missing(environ=given, log=lines.append)
+    env = LocalServices(tmp_path).start_missing(environ=given)  # logs with print, as the launcher does
     assert "ETH_RPC_URL" not in env
-    assert lines == ["Node.js/npm not found: the local Ethereum chain (Anvil) and the wallet tasks are skipped"]
+    assert capsys.readouterr().out.splitlines() == [
+        "Node.js/npm not found: the local Ethereum chain (Anvil) and the wallet tasks are skipped"]
     assert wallet_processes(env) == []
