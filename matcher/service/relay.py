@@ -26,6 +26,8 @@ from typing import Any
 import psycopg
 from confluent_kafka import KafkaError, Producer
 
+from matcher.service.persist import keyed_plans
+
 log = logging.getLogger("matcher.relay")
 
 
@@ -34,6 +36,8 @@ RELAY_LOCK = 0x6367_7265_6C61_79
 EVENT_QUERY = ("SELECT seq, payload FROM matcher_eventoutbox WHERE delivered = false ORDER BY seq LIMIT %s")
 DEPTH_QUERY = ("SELECT id, %s || 'depth', market, payload::text FROM matcher_depthoutbox WHERE delivered = false"
                " ORDER BY id LIMIT %s")
+MARK_EVENTS = "UPDATE matcher_eventoutbox SET delivered = true, delivered_at = now() WHERE seq = ANY(%s)"
+MARK_DEPTH = "UPDATE matcher_depthoutbox SET delivered = true, delivered_at = now() WHERE id = ANY(%s)"
 
 
 class OutboxRelay:
@@ -143,16 +147,14 @@ class OutboxRelay:
             # each row holds a run of consecutive events, one "topic<TAB>key<TAB>message" per line
             sent, bad = self._send(line.split("\t", 2) for _seq, payload in rows for line in payload.split("\n"))
             if not bad:
-                conn.execute("UPDATE matcher_eventoutbox SET delivered = true, delivered_at = now()"
-                             " WHERE seq = ANY(%s)", ([seq for seq, _payload in rows],))
+                conn.execute(MARK_EVENTS, ([seq for seq, _payload in rows],))
             delivered += sent
             failed += bad
         depth = conn.execute(DEPTH_QUERY, (self.topic_prefix, self.batch)).fetchall()
         if depth and not failed:
             sent, bad = self._send((topic, market, payload) for _id, topic, market, payload in depth)
             if not bad:
-                conn.execute("UPDATE matcher_depthoutbox SET delivered = true, delivered_at = now()"
-                             " WHERE id = ANY(%s)", ([row[0] for row in depth],))
+                conn.execute(MARK_DEPTH, ([row[0] for row in depth],))
             delivered += sent
             failed += bad
         self.delivered += delivered
@@ -165,6 +167,7 @@ class OutboxRelay:
         while not self.stopping.is_set():
             try:
                 with psycopg.connect(self.dsn, autocommit=True) as conn:
+                    keyed_plans(conn)
                     self._hold_lock(conn)
                     log.info("outbox relay delivering to %s", self.bootstrap)
                     while not self.stopping.is_set():
