@@ -781,20 +781,64 @@ def withdrawals_send(limit: int = 50) -> SendResult:
     hot = signer.hot_address
     _ensure_nonce(hot)
     gas_price = client.gas_price()
+    held: dict[str, int] = {"": client.balance(hot)}  # what the hot wallet holds on chain, per token ("" = ether)
     for pk in ids:
         w = Withdrawal.objects.select_related("asset").get(pk=pk)
         tx = _withdrawal_tx(client, w, gas_price)
+        token = w.asset.contract_address
+        if token and token not in held:
+            held[token] = client.token_balance(token, hot)
+        short = ""
         with transaction.atomic():
             if not locks.claim_withdrawal(pk, WithdrawalStatus.APPROVED, WithdrawalStatus.SIGNED, from_address=hot):
                 continue  # another worker took it, or the user cancelled it just now
             nonce = locks.claim_nonce(CHAIN, hot)
-            signed = signer.sign(hd.HOT_WALLET_INDEX, {**tx, "nonce": nonce})
-            Withdrawal.objects.filter(pk=pk).update(nonce=nonce, raw_tx=signed.raw, tx_hash=signed.tx_hash)
-            _event(pk, "sign", WithdrawalStatus.APPROVED, WithdrawalStatus.SIGNED, note=f"nonce {nonce}")
+            # Under the nonce lock every other signer's withdrawals are committed: count them.
+            short = _hot_shortfall(w, tx, held, gas_price)
+            if short:
+                transaction.set_rollback(True)  # neither the claim nor the nonce is kept
+            else:
+                signed = signer.sign(hd.HOT_WALLET_INDEX, {**tx, "nonce": nonce})
+                Withdrawal.objects.filter(pk=pk).update(nonce=nonce, raw_tx=signed.raw, tx_hash=signed.tx_hash,
+                                                        error="")
+                _event(pk, "sign", WithdrawalStatus.APPROVED, WithdrawalStatus.SIGNED, note=f"nonce {nonce}")
+        if short:
+            # Stays approved: signing it now would take a nonce the node cannot mine, and every later
+            # withdrawal would queue behind it. A sweep or an operator's top-up lets it go next run.
+            Withdrawal.objects.filter(pk=pk, status=WithdrawalStatus.APPROVED).update(error=short)
+            result.errors.append(f"withdrawal {pk}: {short}")
+            log.warning("withdrawal %s waits: %s", pk, short)
+            continue
         result.signed += 1
         if _broadcast(client, pk, signed.raw, result):
             result.broadcast += 1
     return result
+
+
+def _hot_shortfall(w: Withdrawal, tx: dict[str, Any], held: dict[str, int], gas_price: int) -> str:
+    """Why the hot wallet cannot pay ``tx`` after the withdrawals already signed and not yet confirmed, or "".
+
+    ``held`` is the chain's balance read before the transaction. Signed withdrawals already
+    mined are subtracted twice (once on chain, once here) until they are confirmed: that
+    only makes a withdrawal wait a little longer, never lets one through that cannot be paid.
+    """
+    ether = int(tx["gas"]) * gas_price + int(tx["value"])
+    tokens = to_units(w.amount, w.asset.decimals) if w.asset.contract_address else 0
+    in_flight = (Withdrawal.objects.filter(status__in=[WithdrawalStatus.SIGNED, WithdrawalStatus.BROADCAST])
+                 .exclude(pk=w.pk).select_related("asset"))
+    for other in in_flight:
+        ether += settings.WALLET_TOKEN_GAS_LIMIT * gas_price  # the most any withdrawal's gas costs
+        if not other.asset.contract_address:
+            ether += to_units(other.amount, other.asset.decimals)
+        elif other.asset.contract_address == w.asset.contract_address:
+            tokens += to_units(other.amount, other.asset.decimals)
+    if ether > held[""]:
+        return f"hot wallet short of ether: needs {format_units(ether, 18)}, holds {format_units(held[''], 18)}"
+    if w.asset.contract_address and tokens > held[w.asset.contract_address]:
+        decimals = w.asset.decimals
+        return (f"hot wallet short of {w.asset.symbol}: needs {format_units(tokens, decimals)}, "
+                f"holds {format_units(held[w.asset.contract_address], decimals)}")
+    return ""
 
 
 def _withdrawal_tx(client: ChainClient, w: Withdrawal, gas_price: int) -> dict[str, Any]:

@@ -200,3 +200,41 @@ def test_daily_limit_counts_the_last_24_hours_per_user(evm, wallet_matcher, alic
     Withdrawal.objects.filter(user=alice).update(created_at=timezone.now() - timedelta(hours=25))
     services.withdrawal_request(user=alice, asset="ETH", address=dest, amount="1")  # a day later
     assert balance(wallet_matcher, alice, "ETH") == (Decimal("4.998"), Decimal(0))
+
+
+def test_a_withdrawal_the_hot_wallet_cannot_pay_waits_without_blocking_the_others(evm, wallet_matcher, alice,
+                                                                                   operator, cgt_asset):
+    """Signing it would take a nonce the node cannot mine, and every later nonce would queue behind it."""
+    from wallets import hd
+
+    fund(wallet_matcher, alice, "ETH", "500")
+    fund(wallet_matcher, alice, "CGT", "3000000")
+    hot = hd.hot_wallet_address()
+    dest = new_account().address
+    big = services.withdrawal_request(user=alice, asset="ETH", address=dest, amount="150")  # hot holds 100
+    too_many = services.withdrawal_request(user=alice, asset="CGT", address=dest, amount="2000000")  # holds 1M
+    small = services.withdrawal_request(user=alice, asset="ETH", address=dest, amount="1")
+    for w in (big, too_many, small):
+        services.withdrawal_approve(withdrawal_id=w.pk, operator=operator)
+    first_nonce = evm.w3.eth.get_transaction_count(hot)
+
+    sent = services.withdrawals_send()
+    evm.mine(3)
+    services.withdrawals_track()
+
+    assert (sent.signed, len(sent.errors)) == (1, 2)
+    rows = {w.pk: w for w in Withdrawal.objects.all()}
+    assert (rows[small.pk].status, rows[small.pk].nonce) == (WithdrawalStatus.CONFIRMED, first_nonce)
+    assert rows[big.pk].status == WithdrawalStatus.APPROVED and "short of ether" in rows[big.pk].error
+    assert rows[too_many.pk].status == WithdrawalStatus.APPROVED and "short of CGT" in rows[too_many.pk].error
+    assert rows[big.pk].nonce is None and rows[too_many.pk].nonce is None
+
+    evm.send_eth(hot, 100 * ETH)  # an operator (or a sweep) refills the hot wallet's ether
+    assert services.withdrawals_send().signed == 1
+    evm.mine(3)
+    services.withdrawals_track()
+    big.refresh_from_db()
+    assert (big.status, big.nonce, big.error) == (WithdrawalStatus.CONFIRMED, first_nonce + 1, "")
+    assert evm.eth_balance(dest) == 151 * ETH
+    assert Withdrawal.objects.get(pk=too_many.pk).status == WithdrawalStatus.APPROVED
+    assert evm.w3.eth.get_transaction_count(hot) == first_nonce + 2  # no nonce burned by the waiting ones
