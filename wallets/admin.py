@@ -130,7 +130,8 @@ class WithdrawalAdmin(ReadOnlyAdmin):
     def solvency_view(self, request: HttpRequest) -> HttpResponse:
         rows = selectors.solvency(settings.WALLET_NATIVE_ASSET)
         context = {**self.admin_site.each_context(request), "title": "Solvency per asset", "rows": rows,
-                   "pending": Withdrawal.objects.filter(status=WithdrawalStatus.REQUESTED).count()}
+                   "pending": Withdrawal.objects.filter(status=WithdrawalStatus.REQUESTED).count(),
+                   "reorged": Deposit.objects.filter(reorged_after_credit=True).count()}
         return TemplateResponse(request, "admin/wallets/solvency.html", context)
 
 

@@ -58,7 +58,7 @@ def test_eth_and_token_deposits_credit_once_after_n_confirmations(evm, wallet_ma
     assert len(ledger(alice, "ETH")) == 1 and len(ledger(bob, "CGT")) == 1
 
 
-def test_reorg_after_credit_flags_the_deposit_and_changes_no_balance(evm, wallet_matcher, alice):
+def test_reorg_after_credit_flags_the_deposit_and_changes_no_balance(evm, wallet_matcher, alice, operator, client):
     a = services.deposit_address_for(alice).address
     snap = evm.snapshot()
     tx = evm.send_eth(a, ETH)
@@ -75,3 +75,10 @@ def test_reorg_after_credit_flags_the_deposit_and_changes_no_balance(evm, wallet
     assert scan.reorgs == 1
     assert (dep.status, dep.reorged_after_credit) == (DepositStatus.CREDITED, True)
     assert balance(wallet_matcher, alice, "ETH") == (Decimal("1"), Decimal(0))  # operators decide, not the code
+    # Operators see it on the solvency page, with a link to the flagged deposits.
+    client.force_login(operator)
+    page = client.get("/admin/wallets/withdrawal/solvency/")
+    assert page.status_code == 200 and page.context["reorged"] == 1
+    assert b"1 credited deposit(s) left the canonical chain" in page.content
+    listed = client.get("/admin/wallets/deposit/?reorged_after_credit__exact=1")
+    assert list(listed.context["cl"].result_list) == [dep]
