@@ -33,6 +33,12 @@ def test_celery_runs_only_with_a_chain():
 
 
 def test_dev_chain_deploys_the_token_and_funds_the_hot_wallet_on_anvil(anvil, db):
+    from cryptgo.devservices import ANVIL_CHAIN_ID, ANVIL_MNEMONIC
+
+    # The launcher's Anvil runs on the fixed development mnemonic: its unlocked accounts are m/44'/60'/0'/0/i.
+    dev_xpub = hd.xpub_from_mnemonic(ANVIL_MNEMONIC)
+    assert anvil.w3.eth.accounts[:3] == [hd.address_at(i, dev_xpub) for i in range(3)]
+    assert anvil.w3.eth.chain_id == ANVIL_CHAIN_ID
     cgt = AssetFactory(symbol="CGT", name="CryptGO Token", decimals=18, contract_address="")
     hot = hd.hot_wallet_address()
     out = StringIO()
