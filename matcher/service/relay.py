@@ -13,6 +13,13 @@ matcher keeps trading, the backlog drains when the broker is back.
 
 Only one relay works at a time (a PostgreSQL advisory lock), so the relay
 inside ``run_matcher`` and a separate ``run_outbox_relay`` can both be started.
+
+Delivered rows are deleted ``keep_seconds`` after their delivery
+(``MATCHER_OUTBOX_KEEP_SECONDS``, a day by default; negative keeps them): at
+5,000 commands/s the outbox grows by about 8 MB/s, and once Kafka holds the
+messages the rows serve only operators looking at recent deliveries. Rows
+are deleted by key range (below the last seq delivered long enough ago) and
+only if delivered, so an undelivered row is never lost.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -38,11 +46,19 @@ DEPTH_QUERY = ("SELECT id, %s || 'depth', market, payload::text FROM matcher_dep
                " ORDER BY id LIMIT %s")
 MARK_EVENTS = "UPDATE matcher_eventoutbox SET delivered = true, delivered_at = now() WHERE seq = ANY(%s)"
 MARK_DEPTH = "UPDATE matcher_depthoutbox SET delivered = true, delivered_at = now() WHERE id = ANY(%s)"
+#: everything below the first undelivered row was delivered (rounds deliver in order, all or nothing)
+DELIVERED_UPTO = ("SELECT coalesce((SELECT min(seq) - 1 FROM matcher_eventoutbox WHERE delivered = false),"
+                  " (SELECT max(seq) FROM matcher_eventoutbox), 0),"
+                  " coalesce((SELECT min(id) - 1 FROM matcher_depthoutbox WHERE delivered = false),"
+                  " (SELECT max(id) FROM matcher_depthoutbox), 0)")
+PRUNE_EVENTS = "DELETE FROM matcher_eventoutbox WHERE seq <= %s AND delivered"
+PRUNE_DEPTH = "DELETE FROM matcher_depthoutbox WHERE id <= %s AND delivered"
 
 
 class OutboxRelay:
     def __init__(self, dsn: str, bootstrap: str, topic_prefix: str, *, batch: int = 5000,
-                 message_timeout_ms: int = 10000, idle_wait: float = 0.2, min_interval: float = 0.025) -> None:
+                 message_timeout_ms: int = 10000, idle_wait: float = 0.2, min_interval: float = 0.025,
+                 keep_seconds: float = 86400.0, prune_every: float = 60.0) -> None:
         self.dsn = dsn
         self.bootstrap = bootstrap
         self.topic_prefix = topic_prefix
@@ -54,6 +70,13 @@ class OutboxRelay:
         #: queries, a produce and a wait for the broker) cost more CPU than the messages themselves when
         #: batches are small; this adds at most this much to the delivery time
         self.min_interval = min_interval
+        #: how long delivered rows stay (negative: for ever), and how often the old ones are deleted
+        self.keep_seconds = keep_seconds
+        self.prune_every = min(prune_every, max(keep_seconds, 1.0))
+        #: (monotonic time, last event seq, last depth id) delivered by then, oldest first
+        self._delivered: deque[tuple[float, int, int]] = deque()
+        self._next_prune = 0.0
+        self.pruned = 0
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.delivered = 0
@@ -148,6 +171,7 @@ class OutboxRelay:
             sent, bad = self._send(line.split("\t", 2) for _seq, payload in rows for line in payload.split("\n"))
             if not bad:
                 conn.execute(MARK_EVENTS, ([seq for seq, _payload in rows],))
+                self.note_delivered(rows[-1][0], 0, time.monotonic())
             delivered += sent
             failed += bad
         depth = conn.execute(DEPTH_QUERY, (self.topic_prefix, self.batch)).fetchall()
@@ -155,11 +179,48 @@ class OutboxRelay:
             sent, bad = self._send((topic, market, payload) for _id, topic, market, payload in depth)
             if not bad:
                 conn.execute(MARK_DEPTH, ([row[0] for row in depth],))
+                self.note_delivered(0, depth[-1][0], time.monotonic())
             delivered += sent
             failed += bad
         self.delivered += delivered
         self.more = len(rows) == self.batch_rows or len(depth) == self.batch
         return delivered, failed
+
+    # ------------------------------------------------------------ pruning
+
+    def note_delivered(self, event_seq: int, depth_id: int, now: float) -> None:
+        """Remember that rows up to these keys were delivered at ``now`` (0: no change); rows delivered
+        within a second share the first one's time, so they may go up to a second early."""
+        delivered = self._delivered
+        if delivered:
+            t, last_seq, last_id = delivered[-1]
+            event_seq, depth_id = max(event_seq, last_seq), max(depth_id, last_id)
+            if t > now - 1.0:  # one entry per second, not per round: a day is 86,400 entries
+                delivered[-1] = (t, event_seq, depth_id)
+                return
+        delivered.append((now, event_seq, depth_id))
+
+    def note_delivered_before(self, conn: psycopg.Connection[Any], now: float) -> None:
+        """At start-up: what earlier runs delivered counts as delivered now (kept ``keep_seconds`` more)."""
+        row = conn.execute(DELIVERED_UPTO).fetchone()
+        if row is not None:
+            self.note_delivered(row[0], row[1], now)
+
+    def prune(self, conn: psycopg.Connection[Any], now: float) -> int:
+        """Delete delivered rows older than ``keep_seconds``; returns how many rows went."""
+        if self.keep_seconds < 0 or now < self._next_prune:
+            return 0
+        self._next_prune = now + self.prune_every
+        upto = None
+        delivered = self._delivered
+        while delivered and delivered[0][0] <= now - self.keep_seconds:
+            upto = delivered.popleft()
+        if upto is None:
+            return 0
+        _t, seq, depth_id = upto
+        deleted = conn.execute(PRUNE_EVENTS, (seq,)).rowcount + conn.execute(PRUNE_DEPTH, (depth_id,)).rowcount
+        self.pruned += deleted
+        return deleted
 
     def run(self) -> None:
         """Deliver until ``stopping`` is set; reconnects to PostgreSQL and Kafka as needed."""
@@ -169,6 +230,7 @@ class OutboxRelay:
                 with psycopg.connect(self.dsn, autocommit=True) as conn:
                     keyed_plans(conn)
                     self._hold_lock(conn)
+                    self.note_delivered_before(conn, time.monotonic())
                     log.info("outbox relay delivering to %s", self.bootstrap)
                     while not self.stopping.is_set():
                         started = time.monotonic()
@@ -179,6 +241,7 @@ class OutboxRelay:
                             backoff = min(backoff * 2, 2.0)
                             continue
                         backoff = 0.5
+                        self.prune(conn, time.monotonic())
                         if not self.more:
                             rest = self.min_interval - (time.monotonic() - started)
                             if rest > 0:

@@ -451,7 +451,8 @@ def quiet_gc() -> None:
 
 async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, batch_max: int = 5000,
                 snapshot_every_ops: int = 0, ready_file: str | None = None, lock_wait: float = 15.0,
-                relay_timeout_ms: int = 10000, profile: str = "", switch_interval: float = 0.0005) -> int:
+                relay_timeout_ms: int = 10000, outbox_keep_seconds: float = 86400.0, profile: str = "",
+                switch_interval: float = 0.0005) -> int:
     """Run the matcher until SIGTERM/SIGINT; returns the process exit code."""
     # The commit thread waits on PostgreSQL a dozen times per batch and needs the GIL back after each
     # wait; with the default 5 ms switch interval every wake-up can queue behind the event loop's
@@ -478,7 +479,8 @@ async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, ba
     log.info("state loaded in %.2fs: op %d, event %d", time.perf_counter() - t0, loaded.op_seq,
              loaded.engine.event_seq)
 
-    relay = OutboxRelay(dsn, kafka, topic_prefix, message_timeout_ms=relay_timeout_ms) if kafka else None
+    relay = OutboxRelay(dsn, kafka, topic_prefix, message_timeout_ms=relay_timeout_ms,
+                        keep_seconds=outbox_keep_seconds) if kafka else None
     core = Core(loaded, persister, batch_max=batch_max, snapshot_every_ops=snapshot_every_ops,
                 on_commit=relay.wake.set if relay else None)
     main_profiler = None

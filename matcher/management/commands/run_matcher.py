@@ -29,6 +29,7 @@ class Command(BaseCommand):
             snapshot_every_ops=settings.MATCHER_SNAPSHOT_EVERY_OPS,
             ready_file=ready_file,
             relay_timeout_ms=settings.MATCHER_RELAY_TIMEOUT_MS,
+            outbox_keep_seconds=settings.MATCHER_OUTBOX_KEEP_SECONDS,
             profile=os.environ.get("MATCHER_PROFILE", ""),  # development aid: cProfile output prefix
         ))
         if code:

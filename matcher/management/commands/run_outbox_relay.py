@@ -14,7 +14,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         relay = OutboxRelay(conninfo(), settings.KAFKA_BOOTSTRAP_SERVERS, settings.KAFKA_TOPIC_PREFIX, idle_wait=0.1,
-                            message_timeout_ms=settings.MATCHER_RELAY_TIMEOUT_MS)
+                            message_timeout_ms=settings.MATCHER_RELAY_TIMEOUT_MS,
+                            keep_seconds=settings.MATCHER_OUTBOX_KEEP_SECONDS)
 
         def stop(signum, frame):
             relay.stopping.set()
