@@ -13,8 +13,10 @@ Every figure counts only commands acknowledged after their commit.
 
 Prints ``acked_orders_per_sec=`` (phase 1: closed loop, as fast as it goes;
 placements + cancels acknowledged per second), then ``p50_ms=`` and ``p99_ms=``
-(phase 2: open loop at ``--rate`` commands/s, latency of each command from the
-moment it was due to its acknowledgement, client-side batching wait included),
+(phase 2: open loop at ``--rate`` commands/s, each client sending its due
+commands every ``--tick`` as one request on its ``PlaceStream``; latency of each
+command from the moment it was due to its acknowledgement, client-side batching
+wait included),
 and where the CPU time went (matcher apply vs commit, PostgreSQL, clients).
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import queue
 import random
 import signal
 import subprocess
@@ -138,9 +141,12 @@ def closed_loop_worker(addr: str, users: list[int], seed: int, batch: int, infli
 
 
 def open_loop_worker(addr: str, users: list[int], seed: int, rate: float, seconds: float, tick: float,
-                     out: mp.Queue) -> None:
-    """Commands fall due at ``rate``/s; every ``tick`` the due ones go out in one batch call (not waiting
-    for earlier calls). Latency = acknowledgement time - due time."""
+                     unary: bool, out: mp.Queue) -> None:
+    """Commands fall due at ``rate``/s; every ``tick`` the due ones go out as one batch (not waiting for
+    earlier ones): a request on one ``PlaceStream`` (or, with ``unary``, a ``PlaceBatch`` call each).
+    Latency = acknowledgement time - due time."""
+    from collections import deque
+
     from matcher.proto import matcher_pb2 as pb
     from matcher.proto import matcher_pb2_grpc as pb_grpc
 
@@ -150,6 +156,27 @@ def open_loop_worker(addr: str, users: list[int], seed: int, rate: float, second
     latencies: list[float] = []
     pending = [0]
     counts = {"acked": 0, "refused": 0}
+
+    def answered(results, items, due_times) -> None:
+        t = time.monotonic()
+        with lock:
+            a, r = mix.note(results, items)
+            counts["acked"] += a
+            counts["refused"] += r
+            latencies.extend(t - d for d in due_times)
+            pending[0] -= 1
+
+    requests: queue.SimpleQueue = queue.SimpleQueue()
+    in_flight: deque = deque()  # (items, due times) of the stream's requests, in order
+    if not unary:
+        replies = stub.PlaceStream(iter(requests.get, None), timeout=seconds + 120)
+
+        def receive() -> None:
+            for reply in replies:
+                answered(reply.results, *in_flight.popleft())
+
+        threading.Thread(target=receive, daemon=True).start()
+
     t0 = time.monotonic() + 0.2
     n_total = int(rate * seconds)
     sent = 0
@@ -159,28 +186,23 @@ def open_loop_worker(addr: str, users: list[int], seed: int, rate: float, second
         if due > sent:
             with lock:
                 items = [mix.command() for _ in range(due - sent)]
+                pending[0] += 1
             due_times = [t0 + (sent + i) / rate for i in range(due - sent)]
             sent = due
-            fut = stub.PlaceBatch.future(pb.PlaceBatchRequest(orders=items), timeout=60)
-            with lock:
-                pending[0] += 1
-
-            def on_done(f, items=items, due_times=due_times) -> None:
-                t = time.monotonic()
-                with lock:
-                    a, r = mix.note(f.result().results, items)
-                    counts["acked"] += a
-                    counts["refused"] += r
-                    latencies.extend(t - d for d in due_times)
-                    pending[0] -= 1
-
-            fut.add_done_callback(on_done)
+            request = pb.PlaceBatchRequest(orders=items)
+            if unary:
+                stub.PlaceBatch.future(request, timeout=60).add_done_callback(
+                    lambda f, items=items, due_times=due_times: answered(f.result().results, items, due_times))
+            else:
+                in_flight.append((items, due_times))
+                requests.put(request)
         time.sleep(tick)
     for _ in range(6000):  # bounded wait for the last answers (60 s)
         with lock:
             if pending[0] == 0:
                 break
         time.sleep(0.01)
+    requests.put(None)  # ends the stream
     out.put({"latencies": latencies, "elapsed": time.monotonic() - t0, "cpu": time.process_time(), **counts})
 
 
@@ -221,6 +243,8 @@ def main() -> int:
     parser.add_argument("--latency-seconds", type=float, default=8.0, help="phase 2 duration")
     parser.add_argument("--tick", type=float, default=0.005, help="phase 2 client batching interval (s)")
     parser.add_argument("--latency-clients", type=int, default=2, help="phase 2 client processes")
+    parser.add_argument("--unary", action="store_true",
+                        help="phase 2: a PlaceBatch call per batch instead of requests on one PlaceStream each")
     parser.add_argument("--users", type=int, default=400)
     parser.add_argument("--book", type=int, default=2000, help="resting orders placed before the run")
     parser.add_argument("--no-relay", action="store_true", help="do not run the outbox relay in the matcher")
@@ -294,7 +318,7 @@ def main() -> int:
         n2 = args.latency_clients
         share2 = [users[i::n2] for i in range(n2)]
         res = run_workers(open_loop_worker, [(addr, share2[i], 200 + i, args.rate / n2, args.latency_seconds,
-                                              args.tick) for i in range(n2)])
+                                              args.tick, args.unary) for i in range(n2)])
         lat = [x for r in res for x in r["latencies"]]
         acked2 = sum(r["acked"] for r in res)
         elapsed2 = max(r["elapsed"] for r in res)
@@ -303,7 +327,8 @@ def main() -> int:
         print(f"p99_ms={pct(lat, 99) * 1000:.1f}")
         print(f"  phase 2: {len(lat)} commands due at {args.rate:.0f}/s, {acked2} acknowledged in {elapsed2:.1f}s "
               f"({acked2 / elapsed2:.0f}/s) by {n2} clients; max {max(lat) * 1000 if lat else 0:.0f} ms; client "
-              f"batching every {args.tick * 1000:.0f} ms")
+              f"batching every {args.tick * 1000:.0f} ms, a "
+              f"{'PlaceBatch call' if args.unary else 'PlaceStream request'} per batch")
         print(f"  phase 2 CPU seconds: matcher {cpu1['matcher'] - cpu0['matcher']:.1f}, "
               f"postgres {cpu1['postgres'] - cpu0['postgres']:.1f}, clients {sum(r['cpu'] for r in res):.1f}",
               flush=True)

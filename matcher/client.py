@@ -27,7 +27,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import grpc
@@ -243,6 +243,22 @@ class MatcherClient:
         """
         items = [batch_item(r) for r in requests]
         return batch_results(self._call(self._stub.PlaceBatch, pb.PlaceBatchRequest(orders=items), timeout=timeout))
+
+    def place_stream(self, batches: Iterable[Iterable[pb.PlaceLimitRequest | pb.PlaceMarketRequest | pb.CancelRequest]],
+                     timeout: float | None = None) -> Iterator[list[dict[str, Any] | MatcherRejected]]:
+        """``place_batch`` for a flow of batches on one ``PlaceStream``: yields each batch's results, in order.
+
+        ``batches`` is consumed by gRPC's own thread as the stream can take them, so a producer that
+        blocks (a queue) keeps several batches in flight without a call for each; ``timeout`` bounds
+        the whole stream. Not retried: a broken stream raises, and the batches not yet answered may
+        or may not have been applied (use client_order_ids to find out).
+        """
+        requests = (pb.PlaceBatchRequest(orders=[batch_item(r) for r in batch]) for batch in batches)
+        try:
+            for reply in self._stub.PlaceStream(requests, timeout=timeout):
+                yield batch_results(reply)
+        except grpc.RpcError as err:
+            raise _convert(err) from None
 
     def cancel(self, user_id: int, market: str, order_id: int | None = None,
                client_order_id: str | None = None) -> dict[str, Any]:

@@ -49,6 +49,11 @@ class MatcherStub:
                 request_serializer=matcher_dot_proto_dot_matcher__pb2.PlaceBatchRequest.SerializeToString,
                 response_deserializer=matcher_dot_proto_dot_matcher__pb2.PlaceBatchReply.FromString,
                 _registered_method=True)
+        self.PlaceStream = channel.stream_stream(
+                '/cryptgo.matcher.v1.Matcher/PlaceStream',
+                request_serializer=matcher_dot_proto_dot_matcher__pb2.PlaceBatchRequest.SerializeToString,
+                response_deserializer=matcher_dot_proto_dot_matcher__pb2.PlaceBatchReply.FromString,
+                _registered_method=True)
         self.Cancel = channel.unary_unary(
                 '/cryptgo.matcher.v1.Matcher/Cancel',
                 request_serializer=matcher_dot_proto_dot_matcher__pb2.CancelRequest.SerializeToString,
@@ -143,6 +148,15 @@ class MatcherServicer:
 
     def PlaceBatch(self, request, context):
         """Many orders (and cancels) in one call: each is accepted or refused on its own (results in request order).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PlaceStream(self, request_iterator, context):
+        """PlaceBatch on one long-lived stream: one reply per request, in request order, each sent after the
+        commit holding its commands. A client keeps several requests in flight without a call per request
+        (a unary call costs the matcher several times what a stream message does). UNAVAILABLE ends it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -256,6 +270,11 @@ def add_MatcherServicer_to_server(servicer, server):
             ),
             'PlaceBatch': grpc.unary_unary_rpc_method_handler(
                     servicer.PlaceBatch,
+                    request_deserializer=matcher_dot_proto_dot_matcher__pb2.PlaceBatchRequest.FromString,
+                    response_serializer=matcher_dot_proto_dot_matcher__pb2.PlaceBatchReply.SerializeToString,
+            ),
+            'PlaceStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.PlaceStream,
                     request_deserializer=matcher_dot_proto_dot_matcher__pb2.PlaceBatchRequest.FromString,
                     response_serializer=matcher_dot_proto_dot_matcher__pb2.PlaceBatchReply.SerializeToString,
             ),
@@ -414,6 +433,33 @@ class Matcher:
             request,
             target,
             '/cryptgo.matcher.v1.Matcher/PlaceBatch',
+            matcher_dot_proto_dot_matcher__pb2.PlaceBatchRequest.SerializeToString,
+            matcher_dot_proto_dot_matcher__pb2.PlaceBatchReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlaceStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/cryptgo.matcher.v1.Matcher/PlaceStream',
             matcher_dot_proto_dot_matcher__pb2.PlaceBatchRequest.SerializeToString,
             matcher_dot_proto_dot_matcher__pb2.PlaceBatchReply.FromString,
             options,

@@ -22,6 +22,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -137,6 +138,44 @@ def cancel_params(r: pb.CancelRequest) -> dict[str, Any]:
     return p
 
 
+def batch_calls(request: pb.PlaceBatchRequest) -> tuple[list[tuple[str, dict[str, Any]]], dict[int, Refuse]]:
+    """Engine calls of a batch request, and the items refused before the engine (by position)."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+    refused: dict[int, Refuse] = {}
+    append = calls.append
+    for i, one in enumerate(request.orders):
+        kind = one.WhichOneof("kind")
+        try:
+            if kind == "limit":
+                append(("place_limit", limit_params(one.limit)))
+            elif kind == "market":
+                append(("place_market", market_params(one.market)))
+            elif kind == "cancel":
+                append(("cancel", cancel_params(one.cancel)))
+            else:
+                raise Refuse(R.INVALID_ARGUMENT)
+        except Refuse as exc:
+            refused[i] = exc
+            append(("", {}))  # keeps positions; the engine refuses an unknown method
+    return calls, refused
+
+
+def batch_reply(results: list[Result], refused: dict[int, Refuse]) -> pb.PlaceBatchReply:
+    # results built in place (results.add): a PlaceResult(order=pb.Order(...)) copies the order
+    # twice, into the result and into the reply, which was most of the cost of a reply
+    reply = pb.PlaceBatchReply()
+    add = reply.results.add
+    for i, res in enumerate(results):
+        if res.ok:
+            add(order=res.value)
+        elif i in refused:
+            add(reason=refused[i].reason, code=refused[i].code.value[0])
+        else:
+            reason = res.reason or R.INVALID_ARGUMENT
+            add(reason=reason, code=status_for(reason).value[0])
+    return reply
+
+
 def order_pb(d: dict[str, Any]) -> pb.Order:
     return pb.Order(**d)
 
@@ -197,40 +236,38 @@ class MatcherService(pb_grpc.MatcherServicer):
         return order_pb((await self._run(context, "place_market", params)).value)
 
     async def PlaceBatch(self, request: pb.PlaceBatchRequest, context: Any) -> pb.PlaceBatchReply:
-        calls: list[tuple[str, dict[str, Any]]] = []
-        refused: dict[int, Refuse] = {}
-        append = calls.append
-        for i, one in enumerate(request.orders):
-            kind = one.WhichOneof("kind")
-            try:
-                if kind == "limit":
-                    append(("place_limit", limit_params(one.limit)))
-                elif kind == "market":
-                    append(("place_market", market_params(one.market)))
-                elif kind == "cancel":
-                    append(("cancel", cancel_params(one.cancel)))
-                else:
-                    raise Refuse(R.INVALID_ARGUMENT)
-            except Refuse as exc:
-                refused[i] = exc
-                append(("", {}))  # keeps positions; the engine refuses an unknown method
+        calls, refused = batch_calls(request)
         try:
             results = await self.core.submit(calls)
         except Unavailable as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        # results built in place (results.add): a PlaceResult(order=pb.Order(...)) copies the order
-        # twice, into the result and into the reply, which was most of the cost of a reply
-        reply = pb.PlaceBatchReply()
-        add = reply.results.add
-        for i, res in enumerate(results):
-            if res.ok:
-                add(order=res.value)
-            elif i in refused:
-                add(reason=refused[i].reason, code=refused[i].code.value[0])
-            else:
-                reason = res.reason or R.INVALID_ARGUMENT
-                add(reason=reason, code=status_for(reason).value[0])
-        return reply
+        return batch_reply(results, refused)
+
+    async def PlaceStream(self, requests: AsyncIterator[pb.PlaceBatchRequest],
+                          context: Any) -> AsyncIterator[pb.PlaceBatchReply]:
+        # requests are read (and queued to the batching loop) while earlier ones await their commit
+        answers: asyncio.Queue[tuple[asyncio.Future[list[Result]], dict[int, Refuse]] | None] = asyncio.Queue()
+
+        async def read() -> None:
+            try:
+                async for request in requests:
+                    calls, refused = batch_calls(request)
+                    answers.put_nowait((self.core.submit(calls), refused))
+            finally:
+                answers.put_nowait(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (item := await answers.get()) is not None:
+                future, refused = item
+                try:
+                    results = await future
+                except Unavailable as exc:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+                yield batch_reply(results, refused)
+            await reader  # a failed read ends the call with its error
+        finally:
+            reader.cancel()
 
     async def Cancel(self, request: pb.CancelRequest, context: Any) -> pb.Order:
         return order_pb((await self._run(context, "cancel", cancel_params(request))).value)

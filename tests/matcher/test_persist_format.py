@@ -6,7 +6,10 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import types
 from typing import Any
+
+from psycopg.pq import ExecStatus
 
 from matcher.engine import BalanceEvent, DealEvent, Engine, OrderEvent
 from matcher.engine.amounts import format_units
@@ -27,6 +30,11 @@ class NoConnection:
 
     def execute(self, *args: Any) -> None:
         return None
+
+    class pgconn:  # the connection's libpq object
+        @staticmethod
+        def prepare(*args: Any) -> Any:
+            return types.SimpleNamespace(status=ExecStatus.COMMAND_OK)
 
 
 class OfflinePersister(Persister):
@@ -118,8 +126,9 @@ TABLES = (("oplog", 3), ("inserts", 18), ("updates", 6), ("stp", 2), ("deals", 1
           ("outbox", 3), ("depth", 3))
 
 
-def _tables(params: tuple[Any, ...]) -> dict[str, list[list[str | None]]]:
+def _tables(encoded: list[bytes | None]) -> dict[str, list[list[str | None]]]:
     """The rows of each table in the statement's parameters."""
+    params = [None if p is None else p.decode() for p in encoded]
     out, i = {}, 1
     for name, width in TABLES:
         columns: list[list[str | None]] = [_array(p) for p in params[i:i + width - 1]]
