@@ -53,7 +53,7 @@ class Item:
 
 
 class Core:
-    def __init__(self, loaded: LoadedState, persister: Persister, *, batch_max: int = 5000,
+    def __init__(self, loaded: LoadedState, persister: Persister, *, batch_max: int = 500,
                  snapshot_every_ops: int = 0, on_commit: Callable[[], None] | None = None) -> None:
         self.engine: Engine = loaded.engine
         self.persister = persister
@@ -120,6 +120,10 @@ class Core:
                     await committing  # commits stay in order; raises if the previous one failed
                 committing = asyncio.create_task(self._commit(rows, items))
                 items = []
+                # let the commit start now: a new task first runs when the loop next yields, which
+                # applying the next batch does not do; without this the commit of batch N began
+                # only after batch N+1 was applied, and PostgreSQL and the loop took turns
+                await asyncio.sleep(0)
             if committing is not None:
                 await committing
         except BaseException as exc:

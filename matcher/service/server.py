@@ -486,7 +486,7 @@ def quiet_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, batch_max: int = 5000,
+async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, batch_max: int = 500,
                 snapshot_every_ops: int = 0, ready_file: str | None = None, lock_wait: float = 15.0,
                 relay_timeout_ms: int = 10000, outbox_keep_seconds: float = 86400.0, profile: str = "",
                 switch_interval: float = 0.0005) -> int:
