@@ -1,6 +1,7 @@
 """End-to-end benchmark of the matcher service (prints figures; not a test).
 
-Starts ``run_matcher`` against the configured PostgreSQL and Kafka (a fresh
+Starts ``run_matcher`` and, as the launcher does, ``run_outbox_relay`` beside it
+(``--relay``) against the configured PostgreSQL and Kafka (a fresh
 database ``cryptgo_bench_<pid>`` on the configured server, dropped afterwards),
 funds users and builds a book through the matcher, then drives it with
 concurrent gRPC client processes using the batch call (``PlaceBatch``, which
@@ -247,12 +248,14 @@ def main() -> int:
                         help="phase 2: a PlaceBatch call per batch instead of requests on one PlaceStream each")
     parser.add_argument("--users", type=int, default=400)
     parser.add_argument("--book", type=int, default=2000, help="resting orders placed before the run")
-    parser.add_argument("--no-relay", action="store_true", help="do not run the outbox relay in the matcher")
+    parser.add_argument("--relay", choices=("process", "inside", "off"), default="process",
+                        help="the outbox relay: in its own process as the launcher runs it (default), inside the "
+                             "matcher's process, or off (not a configuration to run: nothing reaches Kafka)")
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
 
     admin_url, dbname = create_database("bench")
-    matcher = None
+    matcher = relay = None
     try:
         import psycopg
         from django.contrib.auth import get_user_model
@@ -267,10 +270,13 @@ def main() -> int:
         addr = f"127.0.0.1:{free_port()}"
         log_path = Path(f"/tmp/matcher-bench-{os.getpid()}.log")
         env = {**os.environ, "MATCHER_GRPC_ADDR": addr, "KAFKA_TOPIC_PREFIX": f"bench{os.getpid()}.",
-               "MATCHER_OUTBOX_RELAY": "false" if args.no_relay else "true", "LOG_LEVEL": "INFO"}
+               "MATCHER_OUTBOX_RELAY": "true" if args.relay == "inside" else "false", "LOG_LEVEL": "INFO"}
         with open(log_path, "wb") as log:
             matcher = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "run_matcher"], cwd=ROOT, env=env,
                                        stdout=log, stderr=subprocess.STDOUT)
+            if args.relay == "process":
+                relay = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "run_outbox_relay"], cwd=ROOT,
+                                         env=env, stdout=log, stderr=subprocess.STDOUT)
         from matcher.client import MatcherClient, limit_request
 
         client = MatcherClient(addr, timeout=60)
@@ -293,7 +299,12 @@ def main() -> int:
         # phase 1: throughput
         pg = pids_named("postgres")
         kafka = pids_named("tansu")
-        cpu0 = {"matcher": cpu_of([matcher.pid]), "postgres": cpu_of(pg), "kafka": cpu_of(kafka)}
+
+        def cpu_now() -> dict[str, float]:
+            return {"matcher": cpu_of([matcher.pid]), "relay": cpu_of([relay.pid]) if relay else 0.0,
+                    "postgres": cpu_of(pg), "kafka": cpu_of(kafka)}
+
+        cpu0 = cpu_now()
         t0 = time.monotonic()
         res = run_workers(closed_loop_worker, [(addr, share[i], 100 + i, args.batch, args.inflight, args.seconds)
                                                for i in range(args.clients)])
@@ -302,19 +313,20 @@ def main() -> int:
         refused = sum(r["refused"] for r in res)
         elapsed = max(r["elapsed"] for r in res)
         rtts = [x for r in res for x in r["rtt"]]
-        cpu1 = {"matcher": cpu_of([matcher.pid]), "postgres": cpu_of(pg), "kafka": cpu_of(kafka)}
+        cpu1 = cpu_now()
         print(f"acked_orders_per_sec={acked / elapsed:.0f}", flush=True)
         print(f"  phase 1: {acked} commands acknowledged ({refused} refused) in {elapsed:.1f}s by {args.clients} "
               f"clients, batches of {args.batch}, {args.inflight} in flight each; batch round trip "
               f"p50 {pct(rtts, 50) * 1000:.0f} ms, p99 {pct(rtts, 99) * 1000:.0f} ms")
         m_cpu, pg_cpu = cpu1["matcher"] - cpu0["matcher"], cpu1["postgres"] - cpu0["postgres"]
-        print(f"  phase 1 CPU seconds over {wall:.1f}s wall: matcher {m_cpu:.1f}, postgres {pg_cpu:.1f}, "
+        print(f"  phase 1 CPU seconds over {wall:.1f}s wall: matcher {m_cpu:.1f}, outbox relay "
+              f"{cpu1['relay'] - cpu0['relay']:.1f}, postgres {pg_cpu:.1f}, "
               f"clients {sum(r['cpu'] for r in res):.1f}; per acknowledged command: matcher "
               f"{m_cpu / max(acked, 1) * 1e6:.0f} us, postgres {pg_cpu / max(acked, 1) * 1e6:.0f} us; Kafka broker "
               f"{cpu1['kafka'] - cpu0['kafka']:.1f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
         # phase 2: latency at a fixed rate
-        cpu0 = {"matcher": cpu_of([matcher.pid]), "postgres": cpu_of(pg)}
+        cpu0 = cpu_now()
         n2 = args.latency_clients
         share2 = [users[i::n2] for i in range(n2)]
         res = run_workers(open_loop_worker, [(addr, share2[i], 200 + i, args.rate / n2, args.latency_seconds,
@@ -322,14 +334,15 @@ def main() -> int:
         lat = [x for r in res for x in r["latencies"]]
         acked2 = sum(r["acked"] for r in res)
         elapsed2 = max(r["elapsed"] for r in res)
-        cpu1 = {"matcher": cpu_of([matcher.pid]), "postgres": cpu_of(pg)}
+        cpu1 = cpu_now()
         print(f"p50_ms={pct(lat, 50) * 1000:.1f}")
         print(f"p99_ms={pct(lat, 99) * 1000:.1f}")
         print(f"  phase 2: {len(lat)} commands due at {args.rate:.0f}/s, {acked2} acknowledged in {elapsed2:.1f}s "
               f"({acked2 / elapsed2:.0f}/s) by {n2} clients; max {max(lat) * 1000 if lat else 0:.0f} ms; client "
               f"batching every {args.tick * 1000:.0f} ms, a "
               f"{'PlaceBatch call' if args.unary else 'PlaceStream request'} per batch")
-        print(f"  phase 2 CPU seconds: matcher {cpu1['matcher'] - cpu0['matcher']:.1f}, "
+        print(f"  phase 2 CPU seconds: matcher {cpu1['matcher'] - cpu0['matcher']:.1f}, outbox relay "
+              f"{cpu1['relay'] - cpu0['relay']:.1f}, "
               f"postgres {cpu1['postgres'] - cpu0['postgres']:.1f}, clients {sum(r['cpu'] for r in res):.1f}",
               flush=True)
         with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
@@ -346,6 +359,13 @@ def main() -> int:
                 matcher.wait(60)
             except subprocess.TimeoutExpired:
                 matcher.kill()
+        if relay is not None:
+            relay.send_signal(signal.SIGTERM)
+            try:
+                relay.wait(30)
+            except subprocess.TimeoutExpired:
+                relay.kill()
+        if matcher is not None:
             for line in log_path.read_text().splitlines():
                 if "matcher stopped" in line or "database time by part" in line:
                     print("  matcher: " + line.split("matcher: ", 1)[-1])

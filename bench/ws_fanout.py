@@ -2,7 +2,7 @@
 
 Starts, against the configured PostgreSQL, Redis and Kafka (a fresh database
 ``cryptgo_wsbench_<pid>``, dropped afterwards; its own topic prefix):
-``run_matcher``, ``run_marketdata`` and the web process (uvicorn, as the
+``run_matcher --no-relay`` with ``run_outbox_relay``, ``run_marketdata`` and the web process (uvicorn, as the
 launcher runs it). Client processes open ``--subscribers`` websocket
 connections and send ``deals.subscribe ETH_USDT``; then the benchmark places
 crossing orders through the matcher at ``--rate`` deals per second for
@@ -179,7 +179,8 @@ def main() -> int:
 
         if cleared := clear_market_data(settings.REDIS_URL):
             print(f"setup: {cleared} stale {MARKET} market-data keys deleted from Redis", flush=True)
-        procs["matcher"] = start("matcher", [py, "manage.py", "run_matcher"], env, logs)
+        procs["matcher"] = start("matcher", [py, "manage.py", "run_matcher", "--no-relay"], env, logs)
+        procs["outbox-relay"] = start("outbox-relay", [py, "manage.py", "run_outbox_relay"], env, logs)
         procs["marketdata"] = start("marketdata", [py, "manage.py", "run_marketdata"], env, logs)
         procs["web"] = start("web", web_command(web_port, workers=args.workers, extra=("--log-level", "warning")),
                              env, logs)

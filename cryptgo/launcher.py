@@ -84,8 +84,10 @@ def exchange_processes(env: dict[str, str]) -> list[Proc]:
     py = sys.executable
     web_port = env["WEB_PORT"]
     return [
-        # the matcher first: the web tier's writes go through it
-        Proc("matcher", [py, str(BASE_DIR / "manage.py"), "run_matcher"]),
+        # the matcher first: the web tier's writes go through it; its outbox relay runs beside it (in the
+        # matcher's process the relay's rounds held the GIL the batching loop needs: docs/matcher.md)
+        Proc("matcher", [py, str(BASE_DIR / "manage.py"), "run_matcher", "--no-relay"]),
+        Proc("outbox-relay", [py, str(BASE_DIR / "manage.py"), "run_outbox_relay"]),
         Proc("web", web_command(web_port, workers=int(env.get("WEB_WORKERS") or os.cpu_count() or 1))),
         # market data into Redis (and public websocket pushes); private pushes per user
         Proc("marketdata", [py, str(BASE_DIR / "manage.py"), "run_marketdata"]),

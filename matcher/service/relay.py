@@ -13,6 +13,11 @@ matcher keeps trading, the backlog drains when the broker is back.
 
 Only one relay works at a time (a PostgreSQL advisory lock), so the relay
 inside ``run_matcher`` and a separate ``run_outbox_relay`` can both be started.
+The launcher runs it in a process of its own (``run_matcher --no-relay``): in
+the matcher's process its rounds held the GIL the batching loop needs (phase 2
+of bench/matcher_e2e.py: p99 at 5000/s ~5x lower without it). Every batch's
+COMMIT notifies ``OUTBOX_CHANNEL``, on which the relay waits between rounds,
+so it delivers as soon as a batch commits wherever it runs.
 
 Delivered rows are deleted ``keep_seconds`` after their delivery
 (``MATCHER_OUTBOX_KEEP_SECONDS``, a day by default; negative keeps them): at
@@ -34,7 +39,7 @@ from typing import Any
 import psycopg
 from confluent_kafka import KafkaError, Producer
 
-from matcher.service.persist import keyed_plans
+from matcher.service.persist import OUTBOX_CHANNEL, keyed_plans
 
 log = logging.getLogger("matcher.relay")
 
@@ -230,6 +235,7 @@ class OutboxRelay:
                 with psycopg.connect(self.dsn, autocommit=True) as conn:
                     keyed_plans(conn)
                     self._hold_lock(conn)
+                    conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
                     self.note_delivered_before(conn, time.monotonic())
                     log.info("outbox relay delivering to %s", self.bootstrap)
                     while not self.stopping.is_set():
@@ -246,13 +252,19 @@ class OutboxRelay:
                             rest = self.min_interval - (time.monotonic() - started)
                             if rest > 0:
                                 self.stopping.wait(rest)
-                            self.wake.wait(self.idle_wait)
-                            self.wake.clear()
+                            self._wait_for_work(conn)
             except psycopg.OperationalError as exc:
                 log.warning("outbox relay: database error %s; reconnecting", exc)
                 self.stopping.wait(1.0)
         if self._producer is not None:
             self._producer.flush(2)
+
+    def _wait_for_work(self, conn: psycopg.Connection[Any]) -> None:
+        """Until a batch commits (its NOTIFY, or in the matcher's own process ``wake``) or ``idle_wait`` passes."""
+        if not self.wake.is_set():
+            for _notify in conn.notifies(timeout=self.idle_wait, stop_after=1):
+                pass
+        self.wake.clear()
 
     def _hold_lock(self, conn: psycopg.Connection[Any]) -> None:
         while not self.stopping.is_set():
