@@ -371,18 +371,13 @@ def main() -> int:
         print(f"  tables: {row[0]} orders, {row[1]} deals, {row[2]} events in the outbox ({row[3]} not yet "
               f"delivered to Kafka)")
     finally:
-        if matcher is not None:
-            matcher.send_signal(signal.SIGTERM)
-            try:
-                matcher.wait(60)
-            except subprocess.TimeoutExpired:
-                matcher.kill()
-        if relay is not None:
-            relay.send_signal(signal.SIGTERM)
-            try:
-                relay.wait(30)
-            except subprocess.TimeoutExpired:
-                relay.kill()
+        for proc in (matcher, relay):
+            if proc is not None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
         if matcher is not None:
             for line in log_path.read_text().splitlines():
                 if "matcher stopped" in line or "database time by part" in line:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -204,3 +205,35 @@ def ledger(user: Any, asset: str) -> list[tuple[str, str, Decimal]]:
 
     return [(r.business, r.business_id, r.change) for r in
             BalanceHistory.objects.filter(user=user, asset__symbol=asset).order_by("id")]
+
+
+def concurrent_withdrawals(user: Any, n: int, address: str, amount: str = "1", asset: str = "ETH") -> list[str]:
+    """``n`` threads request the same withdrawal at once (a barrier); each one's outcome: "ok" or the
+    refusal's code. Each thread closes its own database connection."""
+    from django.db import connection
+
+    from cryptgo.api.errors import ApiError
+    from wallets import services
+
+    outcomes: list[str] = []
+    guard = threading.Lock()
+    barrier = threading.Barrier(n)
+
+    def request() -> None:
+        try:
+            barrier.wait(timeout=30)
+            services.withdrawal_request(user=user, asset=asset, address=address, amount=amount)
+            outcome = "ok"
+        except ApiError as exc:
+            outcome = exc.code
+        finally:
+            connection.close()
+        with guard:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=request) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return outcomes

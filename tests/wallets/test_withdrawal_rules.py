@@ -4,13 +4,11 @@ exactly the documented moves, and each refund-giving move refunds once."""
 
 from __future__ import annotations
 
-import threading
 import time
 from decimal import Decimal
 
 import pyotp
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -19,7 +17,7 @@ from cryptgo.api.errors import ApiError
 from wallets import services
 from wallets.models import AssetPolicy, Withdrawal, WithdrawalEvent, WithdrawalStatus
 
-from .conftest import balance, ledger, new_account
+from .conftest import balance, concurrent_withdrawals, ledger, new_account
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -93,28 +91,7 @@ def test_every_bad_request_is_refused_with_a_code_and_debits_nothing(evm, wallet
 def test_the_daily_limit_holds_against_concurrent_requests(evm, wallet_matcher, alice, eth_asset):
     wallet_matcher.client.update_balance(alice.pk, "ETH", "test_fund", "daily", "100")
     AssetPolicy.objects.create(asset=eth_asset, daily_withdrawal_limit=Decimal("3"))
-    dest = new_account().address
-    outcomes: list[str] = []
-    guard = threading.Lock()
-    barrier = threading.Barrier(10)
-
-    def request() -> None:
-        try:
-            barrier.wait(timeout=30)
-            services.withdrawal_request(user=alice, asset="ETH", address=dest, amount="1")
-            outcome = "ok"
-        except ApiError as exc:
-            outcome = exc.code
-        finally:
-            connection.close()
-        with guard:
-            outcomes.append(outcome)
-
-    threads = [threading.Thread(target=request) for _ in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    outcomes = concurrent_withdrawals(alice, 10, new_account().address)
 
     assert sorted(outcomes) == ["daily_limit_exceeded"] * 7 + ["ok"] * 3
     assert balance(wallet_matcher, alice, "ETH") == (Decimal("100") - 3 * Decimal("1.001"), Decimal(0))

@@ -3,13 +3,11 @@ cancelled and failed ones refunded exactly once; concurrent requests never overd
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pyotp
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from accounts import services as account_services
@@ -17,7 +15,7 @@ from cryptgo.api.errors import ApiError, Conflict
 from wallets import services
 from wallets.models import AssetPolicy, Withdrawal, WithdrawalEvent, WithdrawalStatus
 
-from .conftest import ETH, balance, ledger, new_account
+from .conftest import ETH, balance, concurrent_withdrawals, ledger, new_account
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -120,28 +118,7 @@ def test_on_chain_failure_marks_failed_and_refunds_once(evm, wallet_matcher, ali
 
 def test_twenty_concurrent_requests_cannot_exceed_the_balance(wallet_matcher, evm, alice):
     fund(wallet_matcher, alice, "ETH", "10")
-    dest = new_account().address
-    outcomes: list[str] = []
-    guard = threading.Lock()
-    barrier = threading.Barrier(20)
-
-    def request() -> None:
-        try:
-            barrier.wait(timeout=30)
-            services.withdrawal_request(user=alice, asset="ETH", address=dest, amount="1")
-            outcome = "ok"
-        except ApiError as exc:
-            outcome = exc.code
-        finally:
-            connection.close()
-        with guard:
-            outcomes.append(outcome)
-
-    threads = [threading.Thread(target=request) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    outcomes = concurrent_withdrawals(alice, 20, new_account().address)
 
     # 9 x 1.001 = 9.009 fits in 10; a tenth would need 10.01.
     assert sorted(outcomes) == ["insufficient_balance"] * 11 + ["ok"] * 9
