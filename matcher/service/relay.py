@@ -15,7 +15,7 @@ Only one relay works at a time (a PostgreSQL advisory lock), so the relay
 inside ``run_matcher`` and a separate ``run_outbox_relay`` can both be started.
 The launcher runs it in a process of its own (``run_matcher --no-relay``): in
 the matcher's process its rounds held the GIL the batching loop needs (phase 2
-of bench/matcher_e2e.py: p99 at 5000/s ~5x lower without it). Every batch's
+of bench/matcher_e2e.py: p99 at 5000/s several times lower without it). Every batch's
 COMMIT notifies ``OUTBOX_CHANNEL``, on which the relay waits between rounds,
 so it delivers as soon as a batch commits wherever it runs.
 
