@@ -9,9 +9,11 @@ import signal
 import subprocess
 import time
 from decimal import Decimal
+from importlib import import_module
 from pathlib import Path
 
 import pytest
+from django.apps import apps as django_apps
 from django.conf import settings
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
@@ -39,6 +41,8 @@ def _wait(predicate, anvil, timeout: float = 90.0) -> bool:
 
 def test_celery_worker_and_beat_credit_a_deposit_and_send_a_withdrawal(anvil, wallet_matcher, alice, eth_asset,
                                                                         tmp_path):
+    # the migration's schedule rows: gone if an earlier transactional test flushed the tables
+    import_module("wallets.migrations.0002_beat_schedules").create(django_apps, None)
     every_second, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.SECONDS)
     PeriodicTask.objects.filter(task__startswith="wallets.").update(interval=every_second)
     AssetPolicy.objects.create(asset=eth_asset, auto_approve_below=Decimal("10"))
