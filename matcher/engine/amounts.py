@@ -114,13 +114,29 @@ def _parse_decimal(value: Decimal, prec: int) -> int:
     return -units if sign else units
 
 
+_ZEROS: dict[int, str] = {}
+
+
 def format_units(units: int, prec: int) -> str:
-    """Format minimal units as a plain decimal string with exactly ``prec`` decimals."""
+    """Format minimal units as a plain decimal string with exactly ``prec`` decimals.
+
+    The matcher formats ~20 amounts per command (replies, Kafka messages, rows), most of them
+    positive or zero: those take the short paths.
+    """
+    if units > 0 and prec:
+        digits = str(units)
+        if len(digits) > prec:
+            return f"{digits[:-prec]}.{digits[-prec:]}"
+        return "0." + digits.rjust(prec, "0")
+    if not units:
+        zero = _ZEROS.get(prec)
+        if zero is None:
+            zero = _ZEROS[prec] = "0." + "0" * prec if prec else "0"
+        return zero
     if prec == 0:
         return str(units)
-    sign = "-" if units < 0 else ""
-    digits = str(-units if units < 0 else units).rjust(prec + 1, "0")
-    return f"{sign}{digits[:-prec]}.{digits[-prec:]}"
+    digits = str(-units).rjust(prec + 1, "0")
+    return f"-{digits[:-prec]}.{digits[-prec:]}"
 
 
 def to_decimal(units: int, prec: int) -> Decimal:

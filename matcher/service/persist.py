@@ -117,25 +117,6 @@ def add_columns(params: list[Any], rows: Any, width: int, ints: tuple[int, ...])
     params.extend([array(c) for c in columns])
 
 
-_zeros: dict[int, str] = {}
-
-
-def fmt(units: int, prec: int) -> str:
-    """``format_units`` (the same text; tests compare them), quicker for the usual positive amounts
-    and with zero (the most frequent amount in events) looked up."""
-    if units > 0 and prec:
-        digits = str(units)
-        if len(digits) > prec:
-            return f"{digits[:-prec]}.{digits[-prec:]}"
-        return "0." + digits.rjust(prec, "0")
-    if units:
-        return format_units(units, prec)
-    z = _zeros.get(prec)
-    if z is None:
-        z = _zeros[prec] = format_units(0, prec)
-    return z
-
-
 def message_of(ev: Event, topics: dict[str, str]) -> str:
     """``topic<TAB>key<TAB>message JSON`` of one event, from ``to_dict()`` (contract C)."""
     d = ev.to_dict()
@@ -273,6 +254,7 @@ class Persister:
         transaction is in PostgreSQL (the GIL is released while psycopg waits).
         """
         t0 = time.perf_counter()
+        fmt = format_units
         ts = self._timestamp
         now_ts = ts(b.time_ms)
         asset_ids = self.asset_ids
