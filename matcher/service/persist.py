@@ -487,10 +487,15 @@ UPDATE matcher_matcherstate SET op_seq = %s, event_seq = %s, next_order_id = %s,
 WHERE id = {STATE_ID} AND EXISTS (SELECT FROM nt)
 """
 
-#: ``STATEMENT`` with PostgreSQL's own placeholders ($1, $2, ...), prepared once per writer connection
+def dollar_placeholders(sql: str) -> str:
+    """``sql`` with PostgreSQL's own placeholders ($1, $2, ...) for psycopg's ``%s``, as libpq takes them."""
+    numbers = iter(range(1, sql.count("%s") + 1))
+    return re.sub("%s", lambda _m: f"${next(numbers)}", sql)
+
+
+#: ``STATEMENT`` as libpq takes it, prepared once per writer connection
 PREPARED_NAME = b"matcher_batch"
-_numbers = iter(range(1, 1000))
-PG_STATEMENT = re.sub("%s", lambda _m: f"${next(_numbers)}", STATEMENT).encode()
+PG_STATEMENT = dollar_placeholders(STATEMENT).encode()
 
 
 def _check(result: Any) -> None:

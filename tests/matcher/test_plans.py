@@ -1,21 +1,17 @@
 """The matcher's connections keep their statements' plans for life: a plan made while the tables were
 empty (a new exchange, a matcher started early) must still find rows by key once they are large."""
 
-import re
-
 import psycopg
 import pytest
 
 from matcher.service import relay
-from matcher.service.persist import STATEMENT, Persister, keyed_plans
+from matcher.service.persist import STATEMENT, Persister, dollar_placeholders, keyed_plans
 from tests.matcher.fixtures import database_url_for_tests
 
 
 def generic_plan(conn: psycopg.Connection, sql: str) -> str:
     """The plan PostgreSQL keeps for ``sql`` (as a prepared statement) in this session."""
-    numbers = iter(range(1, 1000))
-    return "\n".join(row[0] for row in conn.execute(
-        "EXPLAIN (GENERIC_PLAN) " + re.sub("%s", lambda _m: f"${next(numbers)}", sql)))
+    return "\n".join(row[0] for row in conn.execute("EXPLAIN (GENERIC_PLAN) " + dollar_placeholders(sql)))
 
 
 @pytest.mark.django_db(transaction=True)
