@@ -93,8 +93,9 @@ class Mix:
 def _channel(addr: str):
     import grpc
 
-    return grpc.insecure_channel(addr, options=[("grpc.max_receive_message_length", 64 << 20),
-                                                ("grpc.max_send_message_length", 64 << 20)])
+    from matcher.client import CHANNEL_OPTIONS
+
+    return grpc.insecure_channel(addr, options=CHANNEL_OPTIONS)
 
 
 def closed_loop_worker(addr: str, users: list[int], seed: int, batch: int, inflight: int, seconds: float,

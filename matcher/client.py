@@ -129,6 +129,8 @@ def market_request(user_id: int, market: str, side: str, amount: str, client_ord
 
 #: A placement, as ``limit_request`` or ``market_request`` builds it.
 PlaceRequest = pb.PlaceLimitRequest | pb.PlaceMarketRequest
+#: An item of a batch: a placement or a ``cancel_request``.
+BatchRequest = PlaceRequest | pb.CancelRequest
 
 
 def cancel_request(user_id: int, market: str, order_id: int | None = None,
@@ -136,12 +138,17 @@ def cancel_request(user_id: int, market: str, order_id: int | None = None,
     return pb.CancelRequest(user=user_id, market=market, order_id=order_id, client_order_id=client_order_id)
 
 
-def batch_item(r: pb.PlaceLimitRequest | pb.PlaceMarketRequest | pb.CancelRequest) -> pb.PlaceOne:
+def batch_item(r: BatchRequest) -> pb.PlaceOne:
     if isinstance(r, pb.PlaceLimitRequest):
         return pb.PlaceOne(limit=r)
     if isinstance(r, pb.PlaceMarketRequest):
         return pb.PlaceOne(market=r)
     return pb.PlaceOne(cancel=r)
+
+
+def batch_request(requests: Iterable[BatchRequest]) -> pb.PlaceBatchRequest:
+    """The ``PlaceBatch`` / ``PlaceStream`` message of these items, in order."""
+    return pb.PlaceBatchRequest(orders=[batch_item(r) for r in requests])
 
 
 #: Options of both clients' channels.
@@ -233,7 +240,7 @@ class MatcherClient:
         fn = self._stub.PlaceLimit if isinstance(request, pb.PlaceLimitRequest) else self._stub.PlaceMarket
         return _order(self._call(fn, request, retry=request.HasField("client_order_id")))
 
-    def place_batch(self, requests: Iterable[pb.PlaceLimitRequest | pb.PlaceMarketRequest | pb.CancelRequest],
+    def place_batch(self, requests: Iterable[BatchRequest],
                     timeout: float | None = None) -> list[dict[str, Any] | MatcherRejected]:
         """Place (and cancel) many orders in one call; build the items with ``limit_request``,
         ``market_request`` and ``cancel_request``.
@@ -241,10 +248,9 @@ class MatcherClient:
         Returns, in request order, the order dict of each accepted item (a cancel: the cancelled
         order) or a ``MatcherRejected`` for each refused one. Not retried.
         """
-        items = [batch_item(r) for r in requests]
-        return batch_results(self._call(self._stub.PlaceBatch, pb.PlaceBatchRequest(orders=items), timeout=timeout))
+        return batch_results(self._call(self._stub.PlaceBatch, batch_request(requests), timeout=timeout))
 
-    def place_stream(self, batches: Iterable[Iterable[pb.PlaceLimitRequest | pb.PlaceMarketRequest | pb.CancelRequest]],
+    def place_stream(self, batches: Iterable[Iterable[BatchRequest]],
                      timeout: float | None = None) -> Iterator[list[dict[str, Any] | MatcherRejected]]:
         """``place_batch`` for a flow of batches on one ``PlaceStream``: yields each batch's results, in order.
 
@@ -253,9 +259,8 @@ class MatcherClient:
         the whole stream. Not retried: a broken stream raises, and the batches not yet answered may
         or may not have been applied (use client_order_ids to find out).
         """
-        requests = (pb.PlaceBatchRequest(orders=[batch_item(r) for r in batch]) for batch in batches)
         try:
-            for reply in self._stub.PlaceStream(requests, timeout=timeout):
+            for reply in self._stub.PlaceStream(map(batch_request, batches), timeout=timeout):
                 yield batch_results(reply)
         except grpc.RpcError as err:
             raise _convert(err) from None
@@ -432,8 +437,7 @@ class AsyncMatcherClient:
         self.calls += 1
         self.sent += len(batch)
         try:
-            reply = await self._stub.PlaceBatch(pb.PlaceBatchRequest(orders=[batch_item(r) for r, _ in batch]),
-                                                timeout=self.timeout)
+            reply = await self._stub.PlaceBatch(batch_request(r for r, _ in batch), timeout=self.timeout)
             results = batch_results(reply)
             if len(results) != len(batch):
                 raise MatcherUnavailable("INTERNAL", f"{len(results)} results for {len(batch)} orders")

@@ -53,8 +53,16 @@ from matcher.service.state import STATE_ID, ms_to_dt
 SCHEMA_VERSION = 1
 #: Events (Kafka messages) per matcher_eventoutbox row.
 OUTBOX_CHUNK = 1000
-#: trading_order.status of a finished order, by the engine's done reason (replay_oplog compares with it)
+#: trading_order.status of a finished order, by the engine's done reason
 ROW_STATUS = {FILLED: "filled", CANCELLED: "cancelled", EXPIRED: "expired", SELF_TRADE: "self_trade"}
+
+
+def row_status(ev: OrderEvent) -> str:
+    """trading_order.status after an order event (replay_oplog compares the table with it)."""
+    if ev.reason is None:
+        return "partially_filled" if ev.filled else "open"
+    return ROW_STATUS[ev.reason]
+
 #: the order dict's status (contract C), by the engine's done reason (events.OrderEvent.status)
 _EVENT_STATUS = {None: "open", **ORDER_STATUS}
 _NULL = "NULL"  # in an array literal
@@ -353,8 +361,7 @@ class Persister:
         inserts: list[tuple[str, ...]] = []
         updates: list[tuple[str, ...]] = []
         for oid, (ev, ot, filled, filled_quote, fee) in last_order.items():
-            reason = ev.reason
-            status = ("partially_filled" if ev.filled else "open") if reason is None else ROW_STATUS[reason]
+            status = row_status(ev)
             if oid in new_orders:
                 inserts.append((*ot.row_head, filled, filled_quote, fee, *ot.row_mid, status,
                                 ts(ev.order.created_at), ts(ev.time)))

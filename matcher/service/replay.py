@@ -31,7 +31,7 @@ import psycopg
 
 from matcher.engine import DealEvent, Engine, OrderEvent
 from matcher.engine.amounts import format_units
-from matcher.service.persist import ROW_STATUS
+from matcher.service.persist import row_status
 from matcher.service.state import diff_states, dt_to_ms, normalize, snapshot_from_tables
 
 MAX_LISTED = 20
@@ -113,9 +113,7 @@ def replay(conn: psycopg.Connection[Any], *, snapshot: str | None = None,
                 elif type(ev) is OrderEvent:
                     m = ev.order.market
                     fee_prec = m.base.prec if ev.order.side == "buy" else m.quote.prec
-                    status = ("partially_filled" if ev.filled else "open") if ev.reason is None \
-                        else ROW_STATUS[ev.reason]
-                    orders[ev.order.id] = (status, format_units(ev.filled, m.amount_prec),
+                    orders[ev.order.id] = (row_status(ev), format_units(ev.filled, m.amount_prec),
                                            format_units(ev.filled_quote, m.quote.prec),
                                            format_units(ev.fee, fee_prec))
     report.deals = len(deals)
