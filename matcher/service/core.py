@@ -36,6 +36,8 @@ log = logging.getLogger("matcher")
 CONFIG_METHODS = frozenset({"halt_market", "resume_market", "set_fees", "add_asset", "add_market"})
 PLACE_METHODS = frozenset({"place_limit", "place_market"})
 DEFAULT_STP = "cancel_resting"
+#: how long applying a batch may hold the loop before it lets other work run (answers, reads)
+APPLY_SLICE_SECONDS = 0.001
 
 
 class Unavailable(Exception):
@@ -113,7 +115,7 @@ class Core:
                     await self._wake.wait()
                     continue
                 items = self._take()
-                batch = self._apply(items)
+                batch = await self._apply(items)
                 # rows built here, in the loop: in a worker thread they cost as much CPU plus GIL hand-overs
                 rows = self.persister.prepare(batch)
                 if committing is not None:
@@ -154,8 +156,17 @@ class Core:
             self.last_time = ms
         return self.last_time
 
-    def _apply(self, items: list[Item]) -> Batch:
-        t0 = time.perf_counter()
+    async def _apply(self, items: list[Item]) -> Batch:
+        """Apply the items to the engine in order, yielding to the loop every ``APPLY_SLICE_SECONDS``.
+
+        A batch of a few hundred commands holds the loop for several milliseconds. The commit of the
+        previous batch usually ends meanwhile, and its callers' answers then waited for the whole
+        batch to be applied. Yielding lets them go out at once. Nothing else changes the engine, so
+        the batch stays one ordered run of commands; a query served in between sees a state after
+        some prefix of it, as it already could between batches (those are never committed yet).
+        """
+        t0 = last_yield = time.perf_counter()
+        yielded = 0.0
         engine = self.engine
         apply = engine.apply
         now = self._now()
@@ -185,6 +196,10 @@ class Core:
                     self._config_applied(method, params, res, batch)
             item.results = results
             want_snapshot = want_snapshot or item.snapshot
+            if (t := time.perf_counter()) - last_yield > APPLY_SLICE_SECONDS:
+                await asyncio.sleep(0)
+                last_yield = time.perf_counter()
+                yielded += last_yield - t
         self.op_seq = op_seq
         self.commands += len(ops)
         batch.op_seq = op_seq
@@ -205,7 +220,7 @@ class Core:
         if want_snapshot:
             batch.snapshot = engine.snapshot()
             self._last_snapshot_op = op_seq
-        self.apply_seconds += time.perf_counter() - t0
+        self.apply_seconds += time.perf_counter() - t0 - yielded
         return batch
 
     def _config_applied(self, method: str, params: dict[str, Any], res: Result, batch: Batch) -> None:
@@ -229,7 +244,10 @@ class Core:
         batch = rows.batch
         t0 = time.perf_counter()
         try:
-            await asyncio.to_thread(self._execute, rows)
+            if self.profiler is None and self.persister.can_send(rows):
+                await self.persister.send(rows)  # from the loop: no thread to wake, no GIL to hand over
+            else:
+                await asyncio.to_thread(self._execute, rows)
         except BaseException as exc:
             log.critical("commit of batch (ops up to %s) failed: %r; the matcher must restart", batch.op_seq, exc)
             for item in items:

@@ -32,6 +32,7 @@ small batches that fixed cost per batch was most of the work.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -401,6 +402,68 @@ class Persister:
                   "balances": len(balances), "ledger": len(ledger), "messages": len(messages)}
         self.rows += sum(counts.values())
         return Rows(b, ms_to_dt(b.time_ms), [None if p is None else str(p).encode() for p in params], counts)
+
+    def can_send(self, rows: Rows) -> bool:
+        """Whether ``send`` can write this batch: the common case, one statement on an autocommit connection."""
+        b = rows.batch
+        return self.conn.autocommit and not b.market_rows and b.snapshot is None
+
+    async def send(self, rows: Rows) -> None:
+        """``execute`` for a batch that ``can_send``, from the event loop itself, without a thread.
+
+        The statement goes out on the connection's (non-blocking) socket and the loop waits for the
+        socket to become readable. Handed to a thread instead, each commit first waited for that
+        thread to get the GIL from the loop, which holds it while applying the next batch: ~0.7 ms
+        per commit at the median and ~3 ms at the 99th percentile (measured at 5,000 commands/s),
+        then for the loop again to hear of its end, both on the path of every acknowledgement.
+        """
+        t1 = time.perf_counter()
+        pgconn = self.conn.pgconn
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[list[Any]] = loop.create_future()
+        fd = pgconn.socket
+        results: list[Any] = []
+
+        def end(exc: BaseException | None) -> None:
+            loop.remove_reader(fd)
+            loop.remove_writer(fd)
+            if not done.done():
+                if exc is None:
+                    done.set_result(results)
+                else:
+                    done.set_exception(exc)
+
+        def flush() -> None:
+            try:
+                if pgconn.flush() == 0:
+                    loop.remove_writer(fd)
+            except BaseException as exc:  # handed to the waiting commit
+                end(exc)
+
+        def readable() -> None:
+            try:
+                pgconn.consume_input()
+                while not pgconn.is_busy():
+                    res = pgconn.get_result()
+                    if res is None:
+                        end(None)
+                        return
+                    results.append(res)
+            except BaseException as exc:  # handed to the waiting commit
+                end(exc)
+
+        pgconn.send_query_prepared(PREPARED_NAME, rows.params)
+        loop.add_reader(fd, readable)
+        if pgconn.flush():  # a large batch that the socket did not take at once
+            loop.add_writer(fd, flush)
+        try:
+            for res in await done:
+                _check(res)
+        finally:
+            end(asyncio.CancelledError())
+        t2 = time.perf_counter()
+        self.sections["statement"] = self.sections.get("statement", 0.0) + t2 - t1
+        self.db_seconds += t2 - t1
 
     def execute(self, rows: Rows) -> None:
         """Write prepared rows and commit; raises on any failure (the caller must crash).
