@@ -381,7 +381,7 @@ def main() -> int:
                     proc.kill()
         if matcher is not None:
             for line in log_path.read_text().splitlines():
-                if "matcher stopped" in line or "database time by part" in line:
+                if any(part in line for part in ("matcher stopped", "database time by part", "garbage collections")):
                     print("  matcher: " + line.split("matcher: ", 1)[-1])
         if not args.keep_db:
             drop_database(admin_url, dbname)

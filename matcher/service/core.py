@@ -93,6 +93,11 @@ class Core:
         self._wake.set()
         return fut
 
+    @property
+    def pending_calls(self) -> int:
+        """Engine calls queued and not yet taken into a batch."""
+        return self._pending_calls
+
     async def call(self, method: str, params: dict[str, Any]) -> Result:
         return (await self.submit([(method, params)]))[0]
 

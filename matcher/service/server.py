@@ -16,7 +16,6 @@ batch.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
 import signal
@@ -35,6 +34,7 @@ from matcher.engine.events import OrderEvent
 from matcher.proto import matcher_pb2 as pb
 from matcher.proto import matcher_pb2_grpc as pb_grpc
 from matcher.service.core import Core, Unavailable
+from matcher.service.gcpolicy import FrozenSurvivorsGC
 from matcher.service.persist import Persister
 from matcher.service.relay import OutboxRelay
 from matcher.service.state import load_engine
@@ -467,33 +467,15 @@ async def _load_listing(core: Core, conn: psycopg.Connection[Any]) -> None:
 
 
 #: gc thresholds while serving (Python's default is 700, 10, 10)
-GC_THRESHOLDS = (50_000, 20, 100)
-
-
-def quiet_gc() -> None:
-    """Keep the cyclic garbage collector from costing more than the engine.
-
-    Every command allocates a few dicts and ~5 event tuples that reference counting frees; with
-    the default threshold (700) the collector still ran every ~200 commands and, every few
-    thousand, a full collection walking every open order and balance of the engine: measured
-    ~15 us per command in all and pauses of ~150 ms with a 2000-order book (longer with a bigger
-    one), straight into the latency. The state loaded at start-up is frozen (never scanned again)
-    and collections are rarer; the garbage that needs the collector (cycles: exceptions with
-    their tracebacks, some asyncio and gRPC objects) is small and still collected.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
 async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, batch_max: int = 500,
                 snapshot_every_ops: int = 0, ready_file: str | None = None, lock_wait: float = 15.0,
                 relay_timeout_ms: int = 10000, outbox_keep_seconds: float = 86400.0, profile: str = "",
                 switch_interval: float = 0.0005) -> int:
     """Run the matcher until SIGTERM/SIGINT; returns the process exit code."""
-    # The commit thread waits on PostgreSQL a dozen times per batch and needs the GIL back after each
-    # wait; with the default 5 ms switch interval every wake-up can queue behind the event loop's
-    # Python work, which turned into tens of ms per batch. 0.5 ms keeps the hand-overs short.
+    # Threads that still share the GIL with the event loop (a commit with extra statements, the relay
+    # when it runs in this process) need it back after each wait on PostgreSQL or Kafka; with the
+    # default 5 ms switch interval every wake-up can queue behind the loop's Python work, which made
+    # tens of ms per batch when every commit ran in a thread. 0.5 ms keeps the hand-overs short.
     sys.setswitchinterval(switch_interval)
     lock_conn = psycopg.connect(dsn, autocommit=True)
     # A matcher killed a moment ago may still hold the lock until PostgreSQL notices: wait a little.
@@ -529,7 +511,9 @@ async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, ba
         main_profiler.enable()
     loop_task = asyncio.create_task(core.run(), name="batch-loop")
     await _load_listing(core, write_conn)
-    quiet_gc()
+    collector = FrozenSurvivorsGC()
+    collector.install()
+    full_gc = asyncio.create_task(collector.full_when_quiet(lambda: core.pending_calls == 0), name="full-gc")
     if relay is not None:
         relay_thread = relay.start_thread()
 
@@ -566,7 +550,7 @@ async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, ba
             await loop_task
         except BaseException:
             code = EXIT_COMMIT_FAILED
-    for task in (stopper, failed):
+    for task in (stopper, failed, full_gc):
         task.cancel()
     log.info("batches done; stopping the outbox relay")
     if relay is not None:
@@ -580,6 +564,7 @@ async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, ba
         main_profiler.disable()
         main_profiler.dump_stats(f"{profile}.loop.pstats")
         core.profiler.dump_stats(f"{profile}.commit.pstats")
+    log.info("%s", collector.summary())
     log.info("database time by part: %s", ", ".join(f"{k} {v:.2f}s" for k, v in
                                                     sorted(persister.sections.items(), key=lambda kv: -kv[1])))
     await service.read.close()
