@@ -130,6 +130,19 @@ def run(e: Engine, cmds: list[tuple[Any, ...]]) -> tuple[float, float, int, int]
     return time.perf_counter() - t0, time.process_time() - c0, e.next_deal_id - first_deal, rejected
 
 
+def probe(commands: int = 100_000, seed: int = 1) -> int:
+    """Commands per CPU second of this workload, as a measure of how fast the machine runs right now.
+
+    The shared 2-core machine's speed per core has varied by a third within a day; other benchmarks
+    print this beside their figures so that runs can be compared."""
+    rng = random.Random(seed)
+    e = setup()
+    cmds = workload(commands, rng)
+    gc.collect()
+    _elapsed, cpu, _deals, _rejected = run(e, cmds)
+    return round(commands / cpu)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--commands", type=int, default=500_000)

@@ -18,7 +18,8 @@ placements + cancels acknowledged per second), then ``p50_ms=`` and ``p99_ms=``
 commands every ``--tick`` as one request on its ``PlaceStream``; latency of each
 command from the moment it was due to its acknowledgement, client-side batching
 wait included),
-and where the CPU time went (matcher apply vs commit, PostgreSQL, clients).
+and where the CPU time went (matcher apply vs commit, PostgreSQL, clients), the matcher's garbage
+collections, and the machine's speed before and after (`bench/engine.py`'s workload, per CPU second).
 """
 
 from __future__ import annotations
@@ -269,6 +270,9 @@ def main() -> int:
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
 
+    from bench.engine import probe
+
+    speed_before = probe()
     admin_url, dbname = create_database("bench")
     matcher = relay = None
     try:
@@ -385,6 +389,9 @@ def main() -> int:
                     print("  matcher: " + line.split("matcher: ", 1)[-1])
         if not args.keep_db:
             drop_database(admin_url, dbname)
+    # the machine's speed at the start and at the end: the shared machine's varies by a third within a day
+    print(f"  machine speed: bench/engine.py workload {speed_before} commands per CPU second before the run, "
+          f"{probe()} after")
     return 0
 
 
