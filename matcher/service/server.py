@@ -466,7 +466,6 @@ async def _load_listing(core: Core, conn: psycopg.Connection[Any]) -> None:
             log.error("could not load %s %s: %s", method, params, res.reason)
 
 
-#: gc thresholds while serving (Python's default is 700, 10, 10)
 async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, batch_max: int = 500,
                 snapshot_every_ops: int = 0, ready_file: str | None = None, lock_wait: float = 15.0,
                 relay_timeout_ms: int = 10000, outbox_keep_seconds: float = 86400.0, profile: str = "",
