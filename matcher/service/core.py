@@ -128,8 +128,8 @@ class Core:
                 committing = asyncio.create_task(self._commit(rows, items))
                 items = []
                 # let the commit start now: a new task first runs when the loop next yields, which
-                # applying the next batch does not do; without this the commit of batch N began
-                # only after batch N+1 was applied, and PostgreSQL and the loop took turns
+                # applying the next batch does only after a millisecond; without this the commit of
+                # batch N began only after batch N+1 was applied, and PostgreSQL and the loop took turns
                 await asyncio.sleep(0)
             if committing is not None:
                 await committing

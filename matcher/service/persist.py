@@ -461,9 +461,7 @@ class Persister:
                 _check(res)
         finally:
             end(asyncio.CancelledError())
-        t2 = time.perf_counter()
-        self.sections["statement"] = self.sections.get("statement", 0.0) + t2 - t1
-        self.db_seconds += t2 - t1
+        self._count_statement(time.perf_counter() - t1)
 
     def execute(self, rows: Rows) -> None:
         """Write prepared rows and commit; raises on any failure (the caller must crash).
@@ -481,7 +479,7 @@ class Persister:
         t1 = time.perf_counter()
         b, now = rows.batch, rows.now
         conn = self.conn
-        if conn.autocommit and not b.market_rows and b.snapshot is None:
+        if self.can_send(rows):
             _check(conn.pgconn.exec_prepared(PREPARED_NAME, rows.params))
         else:
             with conn.transaction(), conn.cursor() as cur:
@@ -496,9 +494,12 @@ class Persister:
                     row = cur.fetchone()
                     assert row is not None
                     b.snapshot_id = row[0]
-        t2 = time.perf_counter()
-        self.sections["statement"] = self.sections.get("statement", 0.0) + t2 - t1
-        self.db_seconds += t2 - t1
+        self._count_statement(time.perf_counter() - t1)
+
+    def _count_statement(self, seconds: float) -> None:
+        """Add a commit's time to the figures logged at shutdown (whichever way it was sent)."""
+        self.sections["statement"] = self.sections.get("statement", 0.0) + seconds
+        self.db_seconds += seconds
 
 
 #: The LISTEN/NOTIFY channel on which every batch's COMMIT wakes an outbox relay in another process.
