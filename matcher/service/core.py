@@ -1,12 +1,13 @@
 """The batching loop: group commit in front of the engine.
 
-Requests queue up as ``Item``s; the loop takes everything queued (up to a cap),
-applies it to the engine in order, turns the events into rows (in the loop
-itself: a worker thread only added GIL hand-overs to the same CPU work) and
-hands them to the persister's thread, then immediately goes on collecting and
-applying the next batch while PostgreSQL commits (at most one batch committing
-and one being prepared). Callers are answered only after the
-COMMIT of the batch that holds their command.
+Requests queue up as ``Item``s; the loop applies them to the engine in order as
+they come, into the open batch, and the moment no commit is in flight it seals
+that batch, turns its events into rows (in the loop itself: a worker thread
+only added GIL hand-overs to the same CPU work) and sends them to PostgreSQL.
+While that commit runs, the next arrivals are applied into the next open batch
+(at most one batch committing and one open, of at most ``batch_max`` calls).
+Callers are answered only after the COMMIT of the batch that holds their
+command.
 
 If a commit fails, the engine in memory is ahead of the database and nothing
 can make them agree again but a restart from the database: every caller still
@@ -21,6 +22,7 @@ import asyncio
 import cProfile
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +56,19 @@ class Item:
     snapshot: bool = False
 
 
+class _Open:
+    """The open batch: commands applied to the engine and not yet handed to a commit."""
+
+    __slots__ = ("batch", "items", "calls", "config_changed", "want_snapshot")
+
+    def __init__(self, time_ms: int) -> None:
+        self.batch = Batch(time_ms=time_ms)
+        self.items: list[Item] = []
+        self.calls = 0
+        self.config_changed = False
+        self.want_snapshot = False
+
+
 class Core:
     def __init__(self, loaded: LoadedState, persister: Persister, *, batch_max: int = 500,
                  snapshot_every_ops: int = 0, on_commit: Callable[[], None] | None = None) -> None:
@@ -66,8 +81,10 @@ class Core:
         self.snapshot_every_ops = snapshot_every_ops
         self._last_snapshot_op = loaded.op_seq
         self.on_commit = on_commit
-        self._pending: list[Item] = []
-        self._pending_calls = 0
+        self._pending: deque[Item] = deque()
+        self._unanswered = 0
+        self._open: _Open | None = None
+        self._committing: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
         self.fatal: BaseException | None = None
@@ -89,14 +106,14 @@ class Core:
             fut.set_exception(Unavailable("the matcher is stopping"))
             return fut
         self._pending.append(Item(calls, fut, snapshot=snapshot))
-        self._pending_calls += len(calls)
+        self._unanswered += len(calls)
         self._wake.set()
         return fut
 
     @property
     def pending_calls(self) -> int:
-        """Engine calls queued and not yet taken into a batch."""
-        return self._pending_calls
+        """Engine calls submitted and not yet answered (queued, applied, or committing)."""
+        return self._unanswered
 
     async def call(self, method: str, params: dict[str, Any]) -> Result:
         return (await self.submit([(method, params)]))[0]
@@ -108,51 +125,51 @@ class Core:
 
     # ------------------------------------------------------------ the loop
 
+    def _pipeline_free(self) -> bool:
+        """No commit is in flight (or the last one has ended): the open batch may be sealed and sent."""
+        return self._committing is None or self._committing.done()
+
     async def run(self) -> None:
-        committing: asyncio.Task[None] | None = None
-        items: list[Item] = []  # applied to the engine, not yet handed to a commit
+        """Apply commands as they come into the open batch; seal and commit it as soon as PostgreSQL is free.
+
+        While batch N commits, every command that arrives is applied at once into the open batch N+1,
+        which is sealed (its rows built) and sent the moment commit N ends. A command therefore waits
+        for at most the rest of one commit and then its own. The loop used to seal batch N+1 as soon
+        as it had applied what was queued and then wait for commit N, so a command arriving during
+        commit N went into batch N+2 and waited for two more commits (docs/matcher.md, fourth round).
+        """
         try:
             while True:
-                if not self._pending:
-                    if self._stopping:
-                        break
-                    self._wake.clear()
-                    await self._wake.wait()
+                committing = self._committing
+                if committing is not None and committing.done():
+                    self._committing = None
+                    committing.result()  # raises if that commit failed
+                op = self._open
+                if self._pending and (op is None or op.calls < self.batch_max):
+                    if op is None:
+                        op = self._open = _Open(self._now())
+                    await self._fill(op)
                     continue
-                items = self._take()
-                batch = await self._apply(items)
-                # rows built here, in the loop: in a worker thread they cost as much CPU plus GIL hand-overs
-                rows = self.persister.prepare(batch)
-                if committing is not None:
-                    await committing  # commits stay in order; raises if the previous one failed
-                committing = asyncio.create_task(self._commit(rows, items))
-                items = []
-                # let the commit start now: a new task first runs when the loop next yields, which
-                # applying the next batch does only after a millisecond; without this the commit of
-                # batch N began only after batch N+1 was applied, and PostgreSQL and the loop took turns
-                await asyncio.sleep(0)
-            if committing is not None:
-                await committing
+                if op is not None and self._pipeline_free():
+                    self._open = None
+                    rows = self.persister.prepare(self._seal(op))
+                    self._committing = asyncio.create_task(self._commit(rows, op.items))
+                    # let the commit start now: a new task first runs when the loop next yields
+                    await asyncio.sleep(0)
+                    continue
+                if op is None and not self._pending and self._stopping:
+                    break
+                self._wake.clear()
+                await self._wake.wait()  # set by submit, stop and every commit's end
+            if self._committing is not None:
+                await self._committing
         except BaseException as exc:
-            for item in items:
-                if not item.future.done():
-                    item.future.set_exception(Unavailable("the matcher stopped after a failed commit"))
+            if self._open is not None:
+                for item in self._open.items:
+                    if not item.future.done():
+                        item.future.set_exception(Unavailable("the matcher stopped after a failed commit"))
             self._fail(exc)
             raise
-
-    def _take(self) -> list[Item]:
-        pending = self._pending
-        n = 0
-        count = 0
-        for item in pending:
-            if count and count + len(item.calls) > self.batch_max:
-                break
-            count += len(item.calls)
-            n += 1
-        items = pending[:n]
-        del pending[:n]
-        self._pending_calls -= count
-        return items
 
     def _now(self) -> int:
         # never backwards, even if the wall clock is (times come in with the commands)
@@ -161,27 +178,32 @@ class Core:
             self.last_time = ms
         return self.last_time
 
-    async def _apply(self, items: list[Item]) -> Batch:
-        """Apply the items to the engine in order, yielding to the loop every ``APPLY_SLICE_SECONDS``.
+    async def _fill(self, op: _Open) -> None:
+        """Apply queued requests in order into the open batch, up to ``batch_max`` calls.
 
-        A batch of a few hundred commands holds the loop for several milliseconds. The commit of the
-        previous batch usually ends meanwhile, and its callers' answers then waited for the whole
-        batch to be applied. Yielding lets them go out at once. Nothing else changes the engine, so
-        the batch stays one ordered run of commands; a query served in between sees a state after
-        some prefix of it, as it already could between batches (those are never committed yet).
+        Every ``APPLY_SLICE_SECONDS`` it yields to the loop, so that a commit that has ended can have
+        its answers sent; if that leaves PostgreSQL idle, it stops, so that what is applied gets
+        sealed and sent at once (the rest is applied while that commit runs). Nothing else changes
+        the engine, so the batch stays one ordered run of commands; a query served in between sees
+        a state after some prefix of it, as it already could between batches (those are never
+        committed yet). Every command of a batch carries the batch's time, the time it was opened.
         """
         t0 = last_yield = time.perf_counter()
         yielded = 0.0
-        engine = self.engine
-        apply = engine.apply
-        now = self._now()
-        batch = Batch(time_ms=now)
+        apply = self.engine.apply
+        pending = self._pending
+        batch = op.batch
+        now = batch.time_ms
         ops = batch.ops
         events = batch.events
         op_seq = self.op_seq
-        config_changed = False
-        want_snapshot = False
-        for item in items:
+        batch_max = self.batch_max
+        while pending:
+            item = pending[0]
+            if op.calls and op.calls + len(item.calls) > batch_max:
+                break
+            pending.popleft()
+            op.calls += len(item.calls)
             results = []
             for method, params in item.calls:
                 res = apply(method, params, now)
@@ -197,35 +219,47 @@ class Core:
                     if stp is not None and stp != DEFAULT_STP:
                         batch.stps.append((res.value["id"], stp))
                 elif method in CONFIG_METHODS:
-                    config_changed = True
+                    op.config_changed = True
                     self._config_applied(method, params, res, batch)
             item.results = results
-            want_snapshot = want_snapshot or item.snapshot
+            op.items.append(item)
+            op.want_snapshot = op.want_snapshot or item.snapshot
             if (t := time.perf_counter()) - last_yield > APPLY_SLICE_SECONDS:
+                self.op_seq = op_seq
                 await asyncio.sleep(0)
                 last_yield = time.perf_counter()
                 yielded += last_yield - t
+                if self._pipeline_free():
+                    break
         self.op_seq = op_seq
-        self.commands += len(ops)
+        self.apply_seconds += time.perf_counter() - t0 - yielded
+
+    def _seal(self, op: _Open) -> Batch:
+        """Close the open batch: the counters, depth diffs, configuration and snapshot it carries."""
+        engine = self.engine
+        batch = op.batch
+        now = batch.time_ms
+        op_seq = self.op_seq
+        self.commands += len(batch.ops)
         batch.op_seq = op_seq
         batch.event_seq = engine.event_seq
         batch.next_order_id = engine.next_order_id
         batch.next_deal_id = engine.next_deal_id
-        if events:
-            batch.depth = self.depth.diffs(events, engine.event_seq, now)
+        if batch.events:
+            batch.depth = self.depth.diffs(batch.events, engine.event_seq, now)
             if batch.depth:
                 batch.depth_changed = True
                 batch.depth_seqs = dict(self.depth.seqs)
-        if config_changed:
+        if op.config_changed:
             batch.config = engine.config()
             batch.depth_changed = True
             batch.depth_seqs = dict(self.depth.seqs)
+        want_snapshot = op.want_snapshot
         if self.snapshot_every_ops and op_seq - self._last_snapshot_op >= self.snapshot_every_ops:
             want_snapshot = True
         if want_snapshot:
             batch.snapshot = engine.snapshot()
             self._last_snapshot_op = op_seq
-        self.apply_seconds += time.perf_counter() - t0 - yielded
         return batch
 
     def _config_applied(self, method: str, params: dict[str, Any], res: Result, batch: Batch) -> None:
@@ -260,11 +294,14 @@ class Core:
                     item.future.set_exception(Unavailable("commit failed; the command was not applied"))
             self._fail(exc)  # now, not when the next batch comes: serve() sees core.failed and exits
             raise
+        finally:
+            self._wake.set()  # the loop seals the open batch now
         self.commit_seconds += time.perf_counter() - t0
         self.batches += 1
         if self.on_commit is not None:
             self.on_commit()
         for item in items:
+            self._unanswered -= len(item.calls)
             if not item.future.done():
                 results = item.results or []
                 if item.snapshot and batch.snapshot_id is not None:

@@ -62,3 +62,92 @@ def test_a_batch_commits_while_the_next_one_is_applied(sends):
     assert first.ok and second.ok
     assert persister.prepared == [1, 2]
     assert persister.commit_of_1_began_before_2_was_prepared is True
+
+
+class HeldPersister:
+    """Each commit waits until the test releases it; records the operations of every batch it commits."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.sent: list[list[int]] = []
+
+    def prepare(self, batch):
+        return types.SimpleNamespace(batch=batch)
+
+    def can_send(self, rows) -> bool:
+        return True
+
+    async def send(self, rows) -> None:
+        self.sent.append([op_seq for op_seq, _method, _params in rows.batch.ops])
+        await self.release.wait()
+        self.release.clear()
+
+
+def deposit(business_id: str) -> list:
+    return [("update_balance", {"user": 1, "asset": "USDT", "business": "deposit", "business_id": business_id,
+                                "change": "1"})]
+
+
+async def until(condition, seconds: float = 10) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.001)
+
+
+def test_commands_arriving_during_a_commit_are_applied_at_once_and_commit_next_together():
+    """Arrivals during commit N go into batch N+1, sealed when N ends; not into N+2 behind a batch sealed early."""
+    engine = Engine()
+    engine.add_asset("USDT", 6)
+    persister = HeldPersister()
+    core = Core(LoadedState(engine, 0, 0, {}), persister)  # type: ignore[arg-type]
+
+    async def run():
+        loop_task = asyncio.create_task(core.run())
+        first = core.submit(deposit("a"))
+        await until(lambda: persister.sent == [[1]])  # commit 1 in flight, held
+        second = core.submit(deposit("b"))
+        third = core.submit(deposit("c"))
+        # applied while commit 1 still runs: the engine has them, nobody is answered yet
+        await until(lambda: engine.balances(1)["USDT"] == (3_000_000, 0))
+        assert persister.sent == [[1]] and not first.done() and core.pending_calls == 3
+        persister.release.set()
+        await until(lambda: len(persister.sent) == 2)
+        assert first.done() and not second.done()
+        persister.release.set()
+        results = await asyncio.wait_for(asyncio.gather(first, second, third), 10)
+        core.stop()
+        await asyncio.wait_for(loop_task, 10)
+        return results
+
+    results = asyncio.run(run())
+    assert all(res.ok for (res,) in results)
+    assert persister.sent == [[1], [2, 3]]
+    assert core.pending_calls == 0
+
+
+def test_the_open_batch_holds_at_most_batch_max_calls():
+    engine = Engine()
+    engine.add_asset("USDT", 6)
+    persister = HeldPersister()
+    core = Core(LoadedState(engine, 0, 0, {}), persister, batch_max=2)  # type: ignore[arg-type]
+
+    async def run():
+        loop_task = asyncio.create_task(core.run())
+        futures = [core.submit(deposit("a"))]
+        await until(lambda: persister.sent == [[1]])
+        futures += [core.submit(deposit(x)) for x in "bcd"]
+        await until(lambda: engine.balances(1)["USDT"][0] == 3_000_000)
+        await asyncio.sleep(0.05)
+        assert engine.balances(1)["USDT"][0] == 3_000_000  # "d" waits: the open batch is full
+        while len(persister.sent) < 3:
+            persister.release.set()
+            await asyncio.sleep(0.001)
+        persister.release.set()
+        results = await asyncio.wait_for(asyncio.gather(*futures), 10)
+        core.stop()
+        await asyncio.wait_for(loop_task, 10)
+        return results
+
+    results = asyncio.run(run())
+    assert all(res.ok for (res,) in results)
+    assert persister.sent == [[1], [2, 3], [4]]
