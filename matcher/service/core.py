@@ -59,10 +59,11 @@ class Item:
 class _Open:
     """The open batch: commands applied to the engine and not yet handed to a commit."""
 
-    __slots__ = ("batch", "items", "calls", "config_changed", "want_snapshot")
+    __slots__ = ("batch", "rows", "items", "calls", "config_changed", "want_snapshot")
 
-    def __init__(self, time_ms: int) -> None:
+    def __init__(self, persister: Persister, time_ms: int) -> None:
         self.batch = Batch(time_ms=time_ms)
+        self.rows = persister.start(self.batch)
         self.items: list[Item] = []
         self.calls = 0
         self.config_changed = False
@@ -147,12 +148,12 @@ class Core:
                 op = self._open
                 if self._pending and (op is None or op.calls < self.batch_max):
                     if op is None:
-                        op = self._open = _Open(self._now())
+                        op = self._open = _Open(self.persister, self._now())
                     await self._fill(op)
                     continue
                 if op is not None and self._pipeline_free():
                     self._open = None
-                    rows = self.persister.prepare(self._seal(op))
+                    rows = self._seal(op)
                     self._committing = asyncio.create_task(self._commit(rows, op.items))
                     # let the commit start now: a new task first runs when the loop next yields
                     await asyncio.sleep(0)
@@ -226,6 +227,7 @@ class Core:
             op.want_snapshot = op.want_snapshot or item.snapshot
             if (t := time.perf_counter()) - last_yield > APPLY_SLICE_SECONDS:
                 self.op_seq = op_seq
+                op.rows.catch_up()  # rows built while the previous batch commits, not after
                 await asyncio.sleep(0)
                 last_yield = time.perf_counter()
                 yielded += last_yield - t
@@ -233,9 +235,10 @@ class Core:
                     break
         self.op_seq = op_seq
         self.apply_seconds += time.perf_counter() - t0 - yielded
+        op.rows.catch_up()
 
-    def _seal(self, op: _Open) -> Batch:
-        """Close the open batch: the counters, depth diffs, configuration and snapshot it carries."""
+    def _seal(self, op: _Open) -> Rows:
+        """Close the open batch: the counters, depth diffs, configuration and snapshot it carries, and its rows."""
         engine = self.engine
         batch = op.batch
         now = batch.time_ms
@@ -260,7 +263,7 @@ class Core:
         if want_snapshot:
             batch.snapshot = engine.snapshot()
             self._last_snapshot_op = op_seq
-        return batch
+        return op.rows.finish()
 
     def _config_applied(self, method: str, params: dict[str, Any], res: Result, batch: Batch) -> None:
         if method == "add_market":

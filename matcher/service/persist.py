@@ -257,151 +257,12 @@ class Persister:
         return v
 
     def prepare(self, b: Batch) -> Rows:
-        """Turn the batch's events into rows and messages (Python only, no I/O).
+        """Turn the batch's events into rows and messages (Python only, no I/O), all at once."""
+        return self.start(b).finish()
 
-        Separate from ``execute`` so the batching loop can prepare batch N+1 while batch N's
-        transaction is in PostgreSQL (the GIL is released while psycopg waits).
-        """
-        t0 = time.perf_counter()
-        fmt = format_units
-        ts = self._timestamp
-        now_ts = ts(b.time_ms)
-        asset_ids = self.asset_ids
-        market_ids = self.market_ids
-        topics = self.topics
-        t_order, t_balance, t_deal = topics["order"], topics["balance"], topics["deal"]
-        order_texts = self._orders
-
-        messages: list[str] = []  # "topic\tkey\tmessage JSON", in event seq order
-        ledger: list[tuple[Any, ...]] = []
-        balances: dict[tuple[int, str], tuple[int, int, str, str, str]] = {}
-        # order id -> (event, its _OrderText, filled, filled_quote, fee text)
-        last_order: dict[int, tuple[OrderEvent, _OrderText, str, str, str]] = {}
-        new_orders: set[int] = set()
-        deals: list[tuple[Any, ...]] = []
-        reserved = RESERVED_BUSINESSES
-        # every event of a batch carries the batch's time; events are unpacked as tuples (one step
-        # instead of an attribute lookup per field: this loop runs ~5 times per command)
-        now_ms = b.time_ms
-        now_s = str(now_ms)
-        for ev in b.events:
-            tev = type(ev)
-            if tev is BalanceEvent:
-                seq, user, asset, business, business_id, ch, av, fr, t_ms, detail = ev
-                prec = asset.prec
-                aname = asset.name
-                change = fmt(ch, prec)
-                available = fmt(av, prec)
-                frozen = fmt(fr, prec)
-                t_s, t = (now_s, now_ts) if t_ms == now_ms else (str(t_ms), ts(t_ms))
-                if detail is None and business in reserved:
-                    # engine businesses: business_id is a deal or order id, or "<deal>:maker|taker"
-                    messages.append(
-                        f'{t_balance}\t{user}\t{{"v":1,"type":"balance","seq":{seq},"time":{t_s},"data":'
-                        f'{{"kind":"balance","seq":{seq},"user":{user},"asset":"{aname}","business":"{business}",'
-                        f'"business_id":"{business_id}","change":"{change}","available":"{available}",'
-                        f'"frozen":"{frozen}","time":{t_s},"detail":null}}}}')
-                    if ch:
-                        ledger.append((user, asset_ids[aname], business, business_id, change, fmt(av + fr, prec),
-                                       '"{}"', seq, t))
-                else:
-                    messages.append(message_of(ev, topics))
-                    if ch:
-                        ledger.append((user, asset_ids[aname], arr_text(business), arr_text(str(business_id)),
-                                       change, fmt(av + fr, prec), arr_text(dumps(detail) if detail else "{}"), seq,
-                                       t))
-                balances[(user, aname)] = (user, asset_ids[aname], t, available, frozen)
-            elif tev is OrderEvent:
-                seq, event, reason, o, filled_u, filled_quote_u, fee_u, t_ms = ev
-                oid = o.id
-                ot = order_texts.get(oid)
-                if ot is None:
-                    ot = order_texts[oid] = _OrderText(o, market_ids[o.market.name], asset_ids)
-                filled = fmt(filled_u, ot.amount_prec)
-                filled_quote = fmt(filled_quote_u, ot.quote_prec)
-                fee = fmt(fee_u, ot.fee_prec)
-                t_s = now_s if t_ms == now_ms else str(t_ms)
-                messages.append(
-                    f'{t_order}\t{ot.user}\t{{"v":1,"type":"order","seq":{seq},"time":{t_s},"data":'
-                    f'{{"kind":"order","seq":{seq},"event":"{event}",'
-                    f'"reason":{_JSON_REASON[reason]},"time":{t_s},'
-                    f'"order":{ot.json_head}{filled}","filled_quote":"{filled_quote}","fee":"{fee}{ot.json_mid}'
-                    f'{_EVENT_STATUS[reason]}{ot.json_tail}{t_s}}}}}}}')
-                if event == NEW:
-                    new_orders.add(oid)
-                last_order[oid] = (ev, ot, filled, filled_quote, fee)
-                if reason is not None:
-                    del order_texts[oid]
-            else:
-                assert tev is DealEvent
-                (seq, did, m, price_u, amount_u, quote_u, maker_oid, taker_oid, maker_user, taker_user, maker_fee_u,
-                 taker_fee_u, taker_side, t_ms) = ev
-                if taker_side == BUY:
-                    maker_fee_asset, taker_fee_asset = m.quote, m.base
-                else:
-                    maker_fee_asset, taker_fee_asset = m.base, m.quote
-                price = fmt(price_u, m.price_prec)
-                amount = fmt(amount_u, m.amount_prec)
-                quote = fmt(quote_u, m.quote.prec)
-                maker_fee = fmt(maker_fee_u, maker_fee_asset.prec)
-                taker_fee = fmt(taker_fee_u, taker_fee_asset.prec)
-                t_s, t = (now_s, now_ts) if t_ms == now_ms else (str(t_ms), ts(t_ms))
-                name = m.name
-                messages.append(
-                    f'{t_deal}\t{name}\t{{"v":1,"type":"deal","seq":{seq},"time":{t_s},"data":'
-                    f'{{"kind":"deal","seq":{seq},"id":{did},"market":"{name}","price":"{price}",'
-                    f'"amount":"{amount}","quote_amount":"{quote}","maker_order_id":{maker_oid},'
-                    f'"taker_order_id":{taker_oid},"maker_user":{maker_user},'
-                    f'"taker_user":{taker_user},"maker_fee":"{maker_fee}",'
-                    f'"maker_fee_asset":"{maker_fee_asset.name}","taker_fee":"{taker_fee}",'
-                    f'"taker_fee_asset":"{taker_fee_asset.name}","taker_side":"{taker_side}",'
-                    f'"time":{t_s}}}}}')
-                deals.append((did, market_ids[name], price, amount, quote, maker_oid, taker_oid, maker_user, taker_user,
-                              maker_fee, taker_fee, taker_side, t))
-
-        inserts: list[tuple[str, ...]] = []
-        updates: list[tuple[str, ...]] = []
-        for oid, (ev, ot, filled, filled_quote, fee) in last_order.items():
-            status = row_status(ev)
-            if oid in new_orders:
-                inserts.append((*ot.row_head, filled, filled_quote, fee, *ot.row_mid, status,
-                                ts(ev.order.created_at), ts(ev.time)))
-            else:
-                updates.append((str(oid), filled, filled_quote, fee, status, ts(ev.time)))
-
-        # One outbox row per run of up to OUTBOX_CHUNK consecutive events, one message per line: text, so
-        # PostgreSQL neither parses nor indexes each message (docs/adr/0006). Event seqs are consecutive.
-        ob_seq: list[str] = []
-        ob_last: list[str] = []
-        ob_payload: list[str] = []
-        first_seq = b.events[0].seq if b.events else 0
-        for i in range(0, len(messages), OUTBOX_CHUNK):
-            chunk = messages[i:i + OUTBOX_CHUNK]
-            ob_seq.append(str(first_seq + i))
-            ob_last.append(str(first_seq + i + len(chunk) - 1))
-            ob_payload.append("\n".join(chunk))
-
-        # the statement's parameters, in its order: every column as one array literal, except that the
-        # oplog's params and the outbox payloads (most of the bytes) are joined with RS (U+001E) and split
-        # by PostgreSQL: JSON never holds a raw control character, so they need no escaping
-        params: list[Any] = [now_ts, array([str(op[0]) for op in b.ops]), array([op[1] for op in b.ops]),
-                             _RS.join([dumps(op[2]) for op in b.ops])]
-        add_columns(params, inserts, 18, ())
-        add_columns(params, updates, 6, ())
-        add_columns(params, b.stps, 2, (0,))
-        add_columns(params, deals, 13, (0, 1, 5, 6, 7, 8))
-        add_columns(params, balances.values(), 5, (0, 1))
-        add_columns(params, ledger, 9, (0, 1, 3, 7))
-        params += [array(ob_seq), array(ob_last), _RS.join(ob_payload)]
-        add_columns(params, [(m, seq, arr_text(p)) for m, seq, p in b.depth], 3, (1,))
-        params += [b.op_seq, b.event_seq, b.next_order_id, b.next_deal_id, b.time_ms,
-                   dumps(b.depth_seqs) if b.depth_changed else None, dumps(b.config) if b.config is not None else None]
-
-        self.build_seconds += time.perf_counter() - t0
-        counts = {"ops": len(b.ops), "inserts": len(inserts), "updates": len(updates), "deals": len(deals),
-                  "balances": len(balances), "ledger": len(ledger), "messages": len(messages)}
-        self.rows += sum(counts.values())
-        return Rows(b, ms_to_dt(b.time_ms), [None if p is None else str(p).encode() for p in params], counts)
+    def start(self, b: Batch) -> RowBuilder:
+        """A ``RowBuilder`` for a batch still being applied: ``catch_up`` as events come, then ``finish``."""
+        return RowBuilder(self, b)
 
     def can_send(self, rows: Rows) -> bool:
         """Whether ``send`` can write this batch: the common case, one statement on an autocommit connection."""
@@ -500,6 +361,196 @@ class Persister:
         """Add a commit's time to the figures logged at shutdown (whichever way it was sent)."""
         self.sections["statement"] = self.sections.get("statement", 0.0) + seconds
         self.db_seconds += seconds
+
+
+class RowBuilder:
+    """The rows and messages of one batch, built from its events as they are applied.
+
+    The batching loop applies commands into the open batch while the previous batch commits and
+    calls ``catch_up`` as it goes, so formatting the events (most of the work here) overlaps
+    PostgreSQL; only ``finish`` (orders, columns, parameters) is left for the moment the previous
+    commit has ended and this batch is sealed.
+    """
+
+    __slots__ = ("persister", "batch", "seconds", "done", "messages", "ledger", "balances", "last_order",
+                 "new_orders", "deals")
+
+    def __init__(self, persister: Persister, b: Batch) -> None:
+        self.persister = persister
+        self.batch = b
+        self.seconds = 0.0
+        self.done = 0  # events of b.events already turned into rows
+        self.messages: list[str] = []  # "topic\tkey\tmessage JSON", in event seq order
+        self.ledger: list[tuple[Any, ...]] = []
+        self.balances: dict[tuple[int, str], tuple[int, int, str, str, str]] = {}
+        # order id -> (event, its _OrderText, filled, filled_quote, fee text)
+        self.last_order: dict[int, tuple[OrderEvent, _OrderText, str, str, str]] = {}
+        self.new_orders: set[int] = set()
+        self.deals: list[tuple[Any, ...]] = []
+
+    def catch_up(self) -> None:
+        """Turn the batch's events applied since the last call into rows and messages."""
+        b = self.batch
+        events = b.events
+        if self.done == len(events):
+            return
+        t0 = time.perf_counter()
+        if self.done:
+            events = events[self.done:]
+        self.done = len(b.events)
+        ps = self.persister
+        fmt = format_units
+        ts = ps._timestamp
+        now_ts = ts(b.time_ms)
+        asset_ids = ps.asset_ids
+        market_ids = ps.market_ids
+        topics = ps.topics
+        t_order, t_balance, t_deal = topics["order"], topics["balance"], topics["deal"]
+        order_texts = ps._orders
+        messages = self.messages
+        ledger = self.ledger
+        balances = self.balances
+        last_order = self.last_order
+        new_orders = self.new_orders
+        deals = self.deals
+        reserved = RESERVED_BUSINESSES
+        # every event of a batch carries the batch's time; events are unpacked as tuples (one step
+        # instead of an attribute lookup per field: this loop runs ~5 times per command)
+        now_ms = b.time_ms
+        now_s = str(now_ms)
+        for ev in events:
+            tev = type(ev)
+            if tev is BalanceEvent:
+                seq, user, asset, business, business_id, ch, av, fr, t_ms, detail = ev
+                prec = asset.prec
+                aname = asset.name
+                change = fmt(ch, prec)
+                available = fmt(av, prec)
+                frozen = fmt(fr, prec)
+                t_s, t = (now_s, now_ts) if t_ms == now_ms else (str(t_ms), ts(t_ms))
+                if detail is None and business in reserved:
+                    # engine businesses: business_id is a deal or order id, or "<deal>:maker|taker"
+                    messages.append(
+                        f'{t_balance}\t{user}\t{{"v":1,"type":"balance","seq":{seq},"time":{t_s},"data":'
+                        f'{{"kind":"balance","seq":{seq},"user":{user},"asset":"{aname}","business":"{business}",'
+                        f'"business_id":"{business_id}","change":"{change}","available":"{available}",'
+                        f'"frozen":"{frozen}","time":{t_s},"detail":null}}}}')
+                    if ch:
+                        ledger.append((user, asset_ids[aname], business, business_id, change, fmt(av + fr, prec),
+                                       '"{}"', seq, t))
+                else:
+                    messages.append(message_of(ev, topics))
+                    if ch:
+                        ledger.append((user, asset_ids[aname], arr_text(business), arr_text(str(business_id)),
+                                       change, fmt(av + fr, prec), arr_text(dumps(detail) if detail else "{}"), seq,
+                                       t))
+                balances[(user, aname)] = (user, asset_ids[aname], t, available, frozen)
+            elif tev is OrderEvent:
+                seq, event, reason, o, filled_u, filled_quote_u, fee_u, t_ms = ev
+                oid = o.id
+                ot = order_texts.get(oid)
+                if ot is None:
+                    ot = order_texts[oid] = _OrderText(o, market_ids[o.market.name], asset_ids)
+                filled = fmt(filled_u, ot.amount_prec)
+                filled_quote = fmt(filled_quote_u, ot.quote_prec)
+                fee = fmt(fee_u, ot.fee_prec)
+                t_s = now_s if t_ms == now_ms else str(t_ms)
+                messages.append(
+                    f'{t_order}\t{ot.user}\t{{"v":1,"type":"order","seq":{seq},"time":{t_s},"data":'
+                    f'{{"kind":"order","seq":{seq},"event":"{event}",'
+                    f'"reason":{_JSON_REASON[reason]},"time":{t_s},'
+                    f'"order":{ot.json_head}{filled}","filled_quote":"{filled_quote}","fee":"{fee}{ot.json_mid}'
+                    f'{_EVENT_STATUS[reason]}{ot.json_tail}{t_s}}}}}}}')
+                if event == NEW:
+                    new_orders.add(oid)
+                last_order[oid] = (ev, ot, filled, filled_quote, fee)
+                if reason is not None:
+                    del order_texts[oid]
+            else:
+                assert tev is DealEvent
+                (seq, did, m, price_u, amount_u, quote_u, maker_oid, taker_oid, maker_user, taker_user, maker_fee_u,
+                 taker_fee_u, taker_side, t_ms) = ev
+                if taker_side == BUY:
+                    maker_fee_asset, taker_fee_asset = m.quote, m.base
+                else:
+                    maker_fee_asset, taker_fee_asset = m.base, m.quote
+                price = fmt(price_u, m.price_prec)
+                amount = fmt(amount_u, m.amount_prec)
+                quote = fmt(quote_u, m.quote.prec)
+                maker_fee = fmt(maker_fee_u, maker_fee_asset.prec)
+                taker_fee = fmt(taker_fee_u, taker_fee_asset.prec)
+                t_s, t = (now_s, now_ts) if t_ms == now_ms else (str(t_ms), ts(t_ms))
+                name = m.name
+                messages.append(
+                    f'{t_deal}\t{name}\t{{"v":1,"type":"deal","seq":{seq},"time":{t_s},"data":'
+                    f'{{"kind":"deal","seq":{seq},"id":{did},"market":"{name}","price":"{price}",'
+                    f'"amount":"{amount}","quote_amount":"{quote}","maker_order_id":{maker_oid},'
+                    f'"taker_order_id":{taker_oid},"maker_user":{maker_user},'
+                    f'"taker_user":{taker_user},"maker_fee":"{maker_fee}",'
+                    f'"maker_fee_asset":"{maker_fee_asset.name}","taker_fee":"{taker_fee}",'
+                    f'"taker_fee_asset":"{taker_fee_asset.name}","taker_side":"{taker_side}",'
+                    f'"time":{t_s}}}}}')
+                deals.append((did, market_ids[name], price, amount, quote, maker_oid, taker_oid, maker_user, taker_user,
+                              maker_fee, taker_fee, taker_side, t))
+
+        self.seconds += time.perf_counter() - t0
+
+    def finish(self) -> Rows:
+        """The statement's parameters for the whole batch (after a last ``catch_up``)."""
+        self.catch_up()
+        t0 = time.perf_counter()
+        b = self.batch
+        ps = self.persister
+        ts = ps._timestamp
+        now_ts = ts(b.time_ms)
+        messages = self.messages
+        ledger = self.ledger
+        balances = self.balances
+        deals = self.deals
+        new_orders = self.new_orders
+        inserts: list[tuple[str, ...]] = []
+        updates: list[tuple[str, ...]] = []
+        for oid, (ev, ot, filled, filled_quote, fee) in self.last_order.items():
+            status = row_status(ev)
+            if oid in new_orders:
+                inserts.append((*ot.row_head, filled, filled_quote, fee, *ot.row_mid, status,
+                                ts(ev.order.created_at), ts(ev.time)))
+            else:
+                updates.append((str(oid), filled, filled_quote, fee, status, ts(ev.time)))
+
+        # One outbox row per run of up to OUTBOX_CHUNK consecutive events, one message per line: text, so
+        # PostgreSQL neither parses nor indexes each message (docs/adr/0006). Event seqs are consecutive.
+        ob_seq: list[str] = []
+        ob_last: list[str] = []
+        ob_payload: list[str] = []
+        first_seq = b.events[0].seq if b.events else 0
+        for i in range(0, len(messages), OUTBOX_CHUNK):
+            chunk = messages[i:i + OUTBOX_CHUNK]
+            ob_seq.append(str(first_seq + i))
+            ob_last.append(str(first_seq + i + len(chunk) - 1))
+            ob_payload.append("\n".join(chunk))
+
+        # the statement's parameters, in its order: every column as one array literal, except that the
+        # oplog's params and the outbox payloads (most of the bytes) are joined with RS (U+001E) and split
+        # by PostgreSQL: JSON never holds a raw control character, so they need no escaping
+        params: list[Any] = [now_ts, array([str(op[0]) for op in b.ops]), array([op[1] for op in b.ops]),
+                             _RS.join([dumps(op[2]) for op in b.ops])]
+        add_columns(params, inserts, 18, ())
+        add_columns(params, updates, 6, ())
+        add_columns(params, b.stps, 2, (0,))
+        add_columns(params, deals, 13, (0, 1, 5, 6, 7, 8))
+        add_columns(params, balances.values(), 5, (0, 1))
+        add_columns(params, ledger, 9, (0, 1, 3, 7))
+        params += [array(ob_seq), array(ob_last), _RS.join(ob_payload)]
+        add_columns(params, [(m, seq, arr_text(p)) for m, seq, p in b.depth], 3, (1,))
+        params += [b.op_seq, b.event_seq, b.next_order_id, b.next_deal_id, b.time_ms,
+                   dumps(b.depth_seqs) if b.depth_changed else None, dumps(b.config) if b.config is not None else None]
+
+        ps.build_seconds += self.seconds + time.perf_counter() - t0
+        counts = {"ops": len(b.ops), "inserts": len(inserts), "updates": len(updates), "deals": len(deals),
+                  "balances": len(balances), "ledger": len(ledger), "messages": len(messages)}
+        ps.rows += sum(counts.values())
+        return Rows(b, ms_to_dt(b.time_ms), [None if p is None else str(p).encode() for p in params], counts)
 
 
 #: The LISTEN/NOTIFY channel on which every batch's COMMIT wakes an outbox relay in another process.

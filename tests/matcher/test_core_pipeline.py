@@ -11,6 +11,22 @@ from matcher.service.core import Core
 from matcher.service.state import LoadedState
 
 
+class Builder:
+    """A persister's row builder that builds nothing: the rows are the batch itself."""
+
+    def __init__(self, batch, on_finish=None) -> None:
+        self.batch = batch
+        self.on_finish = on_finish
+
+    def catch_up(self) -> None:
+        pass
+
+    def finish(self):
+        if self.on_finish is not None:
+            self.on_finish(self.batch)
+        return types.SimpleNamespace(batch=self.batch)
+
+
 class GatedPersister:
     """Preparing batch 2 waits (up to 5 s) for the commit of batch 1 to have begun.
 
@@ -23,12 +39,14 @@ class GatedPersister:
         self.prepared: list[int] = []
         self.commit_of_1_began_before_2_was_prepared: bool | None = None
 
-    def prepare(self, batch):
+    def start(self, batch):
+        return Builder(batch, self.finished)
+
+    def finished(self, batch) -> None:
         self.prepared.append(len(self.prepared) + 1)
         if len(self.prepared) == 2:
             # waits without the GIL, so a commit already handed to its thread can run meanwhile
             self.commit_of_1_began_before_2_was_prepared = self.commit_began.wait(5)
-        return types.SimpleNamespace(batch=batch)
 
     def can_send(self, rows) -> bool:
         return self.sends
@@ -71,8 +89,8 @@ class HeldPersister:
         self.release = asyncio.Event()
         self.sent: list[list[int]] = []
 
-    def prepare(self, batch):
-        return types.SimpleNamespace(batch=batch)
+    def start(self, batch):
+        return Builder(batch)
 
     def can_send(self, rows) -> bool:
         return True

@@ -153,6 +153,8 @@ def test_messages_and_rows_match_to_dict() -> None:
         e.apply("update_balance", {"user": u, "asset": "BTC", "business": "deposit", "business_id": f"b{u}",
                                    "change": "100"}, 2)
     persister = OfflinePersister(NoConnection(), "p.")  # type: ignore[arg-type]
+    # the same batches built piecewise, as the batching loop does while the previous batch commits
+    piecewise = OfflinePersister(NoConnection(), "p.")  # type: ignore[arg-type]
     rng = random.Random(7)
     kinds: set[str] = set()
     seen_odd_coid = False
@@ -165,7 +167,15 @@ def test_messages_and_rows_match_to_dict() -> None:
             if res.ok:
                 b.ops.append((len(b.ops) + 1, method, params))
                 b.events.extend(res.events)
-        tables = _tables(persister.prepare(b).params)
+        rows = persister.prepare(b)
+        tables = _tables(rows.params)
+        b2 = Batch(time_ms=now, ops=b.ops)
+        builder = piecewise.start(b2)
+        step = rng.randint(1, 40)
+        for i in range(0, len(b.events), step):
+            b2.events.extend(b.events[i:i + step])
+            builder.catch_up()
+        assert builder.finish().params == rows.params
         if not b.events:
             continue
         # messages: byte for byte what to_dict() + JSON gives, one per event, in order
