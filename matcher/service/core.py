@@ -183,8 +183,9 @@ class Core:
         """Apply queued requests in order into the open batch, up to ``batch_max`` calls.
 
         Every ``APPLY_SLICE_SECONDS`` it yields to the loop, so that a commit that has ended can have
-        its answers sent; if that leaves PostgreSQL idle, it stops, so that what is applied gets
-        sealed and sent at once (the rest is applied while that commit runs). Nothing else changes
+        its answers sent. It goes on while requests are queued even if PostgreSQL is then idle: with
+        a backlog, stopping to seal after each slice made batches of ~25 commands instead of
+        ``batch_max``, and the per-batch costs cut the rate by a quarter (measured). Nothing else changes
         the engine, so the batch stays one ordered run of commands; a query served in between sees
         a state after some prefix of it, as it already could between batches (those are never
         committed yet). Every command of a batch carries the batch's time, the time it was opened.
@@ -231,8 +232,6 @@ class Core:
                 await asyncio.sleep(0)
                 last_yield = time.perf_counter()
                 yielded += last_yield - t
-                if self._pipeline_free():
-                    break
         self.op_seq = op_seq
         self.apply_seconds += time.perf_counter() - t0 - yielded
         op.rows.catch_up()
