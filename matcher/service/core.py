@@ -146,7 +146,7 @@ class Core:
                     self._committing = None
                     committing.result()  # raises if that commit failed
                 op = self._open
-                if self._pending and (op is None or op.calls < self.batch_max):
+                if self._pending and (op is None or self._fits(op, self._pending[0])):
                     if op is None:
                         op = self._open = _Open(self.persister, self._now())
                     await self._fill(op)
@@ -172,6 +172,11 @@ class Core:
             self._fail(exc)
             raise
 
+    def _fits(self, op: _Open, item: Item) -> bool:
+        """Whether ``item`` may join the open batch: a batch holds at most ``batch_max`` calls, except
+        that a request larger than that goes whole into a batch of its own."""
+        return not op.calls or op.calls + len(item.calls) <= self.batch_max
+
     def _now(self) -> int:
         # never backwards, even if the wall clock is (times come in with the commands)
         ms = time.time_ns() // 1_000_000
@@ -185,7 +190,7 @@ class Core:
         Every ``APPLY_SLICE_SECONDS`` it yields to the loop, so that a commit that has ended can have
         its answers sent. It goes on while requests are queued even if PostgreSQL is then idle: with
         a backlog, stopping to seal after each slice made batches of ~25 commands instead of
-        ``batch_max``, and the per-batch costs cut the rate by a quarter (measured). Nothing else changes
+        ``batch_max``, and their per-batch costs cut the rate (docs/matcher.md, fourth round). Nothing else changes
         the engine, so the batch stays one ordered run of commands; a query served in between sees
         a state after some prefix of it, as it already could between batches (those are never
         committed yet). Every command of a batch carries the batch's time, the time it was opened.
@@ -199,10 +204,9 @@ class Core:
         ops = batch.ops
         events = batch.events
         op_seq = self.op_seq
-        batch_max = self.batch_max
         while pending:
             item = pending[0]
-            if op.calls and op.calls + len(item.calls) > batch_max:
+            if not self._fits(op, item):
                 break
             pending.popleft()
             op.calls += len(item.calls)
