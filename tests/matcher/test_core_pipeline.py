@@ -143,67 +143,51 @@ def test_commands_arriving_during_a_commit_are_applied_at_once_and_commit_next_t
     assert core.pending_calls == 0
 
 
-def test_the_open_batch_holds_at_most_batch_max_calls():
+def run_held(batch_max: int, later: list[list], applied: int) -> tuple[list, list[list[int]]]:
+    """Deposit "a" (committing, held), then submit ``later``; check that exactly ``applied`` USDT units
+    are applied while that commit is held, then release commits until every request is answered.
+
+    The loop runs in a thread: a loop that spins never yields to asyncio's own timeouts, and must fail
+    the test, not hang it."""
     engine = Engine()
     engine.add_asset("USDT", 6)
     persister = HeldPersister()
-    core = Core(LoadedState(engine, 0, 0, {}), persister, batch_max=2)  # type: ignore[arg-type]
+    core = Core(LoadedState(engine, 0, 0, {}), persister, batch_max=batch_max)  # type: ignore[arg-type]
 
     async def run():
         loop_task = asyncio.create_task(core.run())
         futures = [core.submit(deposit("a"))]
         await until(lambda: persister.sent == [[1]])
-        futures += [core.submit(deposit(x)) for x in "bcd"]
-        await until(lambda: engine.balances(1)["USDT"][0] == 3_000_000)
-        await asyncio.sleep(0.05)
-        assert engine.balances(1)["USDT"][0] == 3_000_000  # "d" waits: the open batch is full
-        while len(persister.sent) < 3:
+        futures += [core.submit(calls) for calls in later]
+        await until(lambda: engine.balances(1)["USDT"][0] == applied)
+        await asyncio.sleep(0.05)  # the rest waits for the held commit (and the loop is not spinning)
+        assert engine.balances(1)["USDT"][0] == applied
+        while not all(f.done() for f in futures):
             persister.release.set()
             await asyncio.sleep(0.001)
-        persister.release.set()
-        results = await asyncio.wait_for(asyncio.gather(*futures), 10)
         core.stop()
-        await asyncio.wait_for(loop_task, 10)
-        return results
-
-    results = asyncio.run(run())
-    assert all(res.ok for (res,) in results)
-    assert persister.sent == [[1], [2, 3], [4]]
-
-
-def test_a_request_that_does_not_fit_the_open_batch_waits_for_the_next_one():
-    """1 call open, then a request of 2 with batch_max 2: it goes, whole, into the next batch (the loop
-    must neither split it nor spin on it while the commit is held)."""
-    engine = Engine()
-    engine.add_asset("USDT", 6)
-    persister = HeldPersister()
-    core = Core(LoadedState(engine, 0, 0, {}), persister, batch_max=2)  # type: ignore[arg-type]
-
-    async def run():
-        loop_task = asyncio.create_task(core.run())
-        futures = [core.submit(deposit("a"))]
-        await until(lambda: persister.sent == [[1]])
-        futures.append(core.submit(deposit("b")))
-        futures.append(core.submit(deposit("c") + deposit("d")))
-        futures.append(core.submit(deposit("e") * 3))  # larger than batch_max: a batch of its own
-        await until(lambda: engine.balances(1)["USDT"][0] == 2_000_000)
-        await asyncio.sleep(0.05)  # the loop keeps serving (a held commit, not a spinning loop)
-        assert engine.balances(1)["USDT"][0] == 2_000_000
-        while len(persister.sent) < 4:
-            persister.release.set()
-            await asyncio.sleep(0.001)
         persister.release.set()
-        results = await asyncio.wait_for(asyncio.gather(*futures), 10)
-        core.stop()
         await asyncio.wait_for(loop_task, 10)
-        return results
+        return [f.result() for f in futures]
 
-    # in a thread: a loop that spins never yields to asyncio's own timeouts, and must fail the test, not hang it
     out: list = []
     thread = threading.Thread(target=lambda: out.append(asyncio.run(run())), daemon=True)
     thread.start()
     thread.join(30)
-    assert out, "the batching loop did not finish: it spun on a request that does not fit the open batch"
-    results = out[0]
+    assert out, "the batching loop did not finish"
+    return out[0], persister.sent
+
+
+def test_the_open_batch_holds_at_most_batch_max_calls():
+    results, sent = run_held(2, [deposit(x) for x in "bcd"], 3_000_000)  # "d" waits: the open batch is full
+    assert all(res.ok for (res,) in results)
+    assert sent == [[1], [2, 3], [4]]
+
+
+def test_a_request_that_does_not_fit_the_open_batch_waits_for_the_next_one():
+    """1 call open, then a request of 2 with batch_max 2: it goes, whole, into the next batch (the loop
+    must neither split it nor spin on it while the commit is held); one larger than batch_max goes
+    whole into a batch of its own."""
+    results, sent = run_held(2, [deposit("b"), deposit("c") + deposit("d"), deposit("e") * 3], 2_000_000)
     assert [[r.ok for r in rs] for rs in results] == [[True], [True], [True, True], [True, False, False]]
-    assert persister.sent == [[1], [2], [3, 4], [5]]
+    assert sent == [[1], [2], [3, 4], [5]]
