@@ -61,7 +61,7 @@ from matcher.engine.amounts import (
     parse_units,
 )
 from matcher.engine.core import FEE_USER, Engine, Result
-from matcher.engine.events import BalanceEvent, DealEvent, Event, OrderEvent
+from matcher.engine.events import BalanceEvent, DealEvent, Event, OrderEvent, RawEvent, view
 
 __all__ = [
     "FEE_DENOMINATOR",
@@ -72,9 +72,11 @@ __all__ = [
     "Engine",
     "Event",
     "OrderEvent",
+    "RawEvent",
     "Result",
     "format_fee_rate",
     "format_units",
     "parse_fee_rate",
     "parse_units",
+    "view",
 ]

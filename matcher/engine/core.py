@@ -50,17 +50,19 @@ from matcher.engine.events import (
     FILLED,
     FREEZE,
     NEW,
+    ORDER_STATUS,
     RESERVED_BUSINESSES,
     SELF_TRADE,
     TRADE,
     UNFREEZE,
     UPDATE,
     BalanceEvent,
+    DealEvent,
     Event,
     OrderEvent,
-    new_balance_event,
-    new_deal_event,
-    new_order_event,
+    RawEvent,
+    order_dict,
+    view,
 )
 
 #: The engine's fee account. Fees are credited to user 0.
@@ -69,27 +71,33 @@ SNAPSHOT_VERSION = 1
 MAX_PREC = 30
 _ASSET_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
-# Events are the hot path's main allocation: these build one from a tuple of
-# its fields in C (see events._c_constructed).
-_OE = new_order_event
-_DE = new_deal_event
-_BE = new_balance_event
+# Events are the hot path's main allocation: each is a plain tuple with its class first (events.RawEvent)
+_OE = OrderEvent
+_DE = DealEvent
+_BE = BalanceEvent
 
 
 class Result:
     """Outcome of one command. On rejection ``ok`` is False, ``reason`` is a
-    code from ``reasons`` and ``events`` is empty: nothing changed."""
+    code from ``reasons`` and there are no events: nothing changed.
 
-    __slots__ = ("ok", "reason", "value", "events")
+    ``raw`` holds the events as the engine built them (``events.RawEvent``, what
+    the matcher consumes); ``events`` gives them as NamedTuples."""
 
-    def __init__(self, ok: bool, reason: str | None, value: Any, events: list[Event]) -> None:
+    __slots__ = ("ok", "reason", "value", "raw")
+
+    def __init__(self, ok: bool, reason: str | None, value: Any, raw: list[RawEvent]) -> None:
         self.ok = ok
         self.reason = reason
         self.value = value
-        self.events = events
+        self.raw = raw
+
+    @property
+    def events(self) -> list[Event]:
+        return [view(ev) for ev in self.raw]
 
     def __repr__(self) -> str:
-        return f"Result(ok={self.ok}, reason={self.reason!r}, value={self.value!r}, events={len(self.events)})"
+        return f"Result(ok={self.ok}, reason={self.reason!r}, value={self.value!r}, events={len(self.raw)})"
 
 
 class Reject(Exception):
@@ -107,14 +115,14 @@ def _reject(reason: str) -> Result:
 _onew = object.__new__
 
 
-def _ok(value: Any, events: list[Event]) -> Result:
+def _ok(value: Any, events: list[RawEvent]) -> Result:
     """An accepted command's Result, without going through ``Result.__init__``
     (one Python call instead of two: every command of the hot path ends here)."""
     r = _onew(Result)
     r.ok = True
     r.reason = None
     r.value = value
-    r.events = events
+    r.raw = events
     return r
 
 
@@ -297,7 +305,7 @@ class Engine:
         self._updates.add(key)
         acct[0] += change
         seq = self.event_seq = self.event_seq + 1
-        ev: BalanceEvent = _BE((seq, user, a, business, business_id, change, acct[0], acct[1], time, detail))
+        ev: RawEvent = (_BE, seq, user, a, business, business_id, change, acct[0], acct[1], time, detail)
         value = {
             "user": user,
             "asset": asset,
@@ -405,24 +413,24 @@ class Engine:
         if client_order_id is not None:
             self._coid_used.setdefault(user, set()).add(client_order_id)
         seq = self.event_seq + 1
-        new_event: OrderEvent = _OE((seq, NEW, None, order, 0, 0, 0, time))
+        new_event: RawEvent = (_OE, seq, NEW, None, order, 0, 0, 0, time)
         if crosses:
             self.event_seq = seq
-            events: list[Event] = [new_event]
+            events: list[RawEvent] = [new_event]
             ended = self._match(order, m, is_buy, events, time)
             filled = order.filled
             if ended is None and filled < amount and tif == GTC:
                 self._rest(order, is_buy, acct, events, time)
                 seq = self.event_seq = self.event_seq + 1
-                events.append(_OE((seq, UPDATE, None, order, filled, order.filled_quote, order.fee, time)))
+                events.append((_OE, seq, UPDATE, None, order, filled, order.filled_quote, order.fee, time))
             else:
                 reason = ended or (FILLED if filled == amount else EXPIRED)
                 seq = self.event_seq = self.event_seq + 1
-                events.append(_OE((seq, DONE, reason, order, filled, order.filled_quote, order.fee, time)))
+                events.append((_OE, seq, DONE, reason, order, filled, order.filled_quote, order.fee, time))
             return _ok(oid, events)
         if tif != GTC:  # an IOC with nothing to trade against (FOK was refused above)
             self.event_seq = seq + 1
-            done: OrderEvent = _OE((seq + 1, DONE, EXPIRED, order, 0, 0, 0, time))
+            done: RawEvent = (_OE, seq + 1, DONE, EXPIRED, order, 0, 0, 0, time)
             return _ok(oid, [new_event, done])
         # the common case: rest the whole order (inlined _rest and, when its price
         # level exists, BookSide.append)
@@ -455,10 +463,10 @@ class Engine:
         if client_order_id is not None:
             self._coid_open[(user, client_order_id)] = order
         self.event_seq = seq + 1
-        freeze: BalanceEvent = _BE((seq + 1, user, asset, FREEZE, oid, 0, acct[0], acct[1], time, None))
+        freeze: RawEvent = (_BE, seq + 1, user, asset, FREEZE, oid, 0, acct[0], acct[1], time, None)
         return _ok(oid, [new_event, freeze])
 
-    def _rest(self, order: Order, is_buy: bool, acct: list[int], events: list[Event], time: int) -> None:
+    def _rest(self, order: Order, is_buy: bool, acct: list[int], events: list[RawEvent], time: int) -> None:
         """Put the open part of a limit order on the book and freeze its funds from ``acct``."""
         m = order.market
         user = order.user
@@ -482,7 +490,7 @@ class Engine:
         if order.client_order_id is not None:
             self._coid_open[(user, order.client_order_id)] = order
         seq = self.event_seq = self.event_seq + 1
-        events.append(_BE((seq, user, asset, FREEZE, oid, 0, acct[0], acct[1], time, None)))
+        events.append((_BE, seq, user, asset, FREEZE, oid, 0, acct[0], acct[1], time, None))
 
     def place_market_int(
         self,
@@ -552,14 +560,14 @@ class Engine:
         if client_order_id is not None:
             self._coid_used.setdefault(user, set()).add(client_order_id)
         seq = self.event_seq = self.event_seq + 1
-        events: list[Event] = [_OE((seq, NEW, None, order, 0, 0, 0, time))]
+        events: list[RawEvent] = [(_OE, seq, NEW, None, order, 0, 0, 0, time)]
         ended = self._match(order, m, is_buy, events, time)
         if ended is None:
             # the book ran dry: expired unless everything was used
             done = order.filled_quote if is_buy else order.filled
             ended = FILLED if done == amount else EXPIRED
         seq = self.event_seq = self.event_seq + 1
-        events.append(_OE((seq, DONE, ended, order, order.filled, order.filled_quote, order.fee, time)))
+        events.append((_OE, seq, DONE, ended, order, order.filled, order.filled_quote, order.fee, time))
         return _ok(oid, events)
 
     def _fillable(self, opp: BookSide, user: int, price: int, amount: int, stp: str, is_buy: bool) -> int:
@@ -581,7 +589,7 @@ class Engine:
                 o = o.next
         return total
 
-    def _match(self, taker: Order, m: Market, is_buy: bool, events: list[Event], time: int) -> str | None:
+    def _match(self, taker: Order, m: Market, is_buy: bool, events: list[RawEvent], time: int) -> str | None:
         """Trade ``taker`` against the opposite side. Returns SELF_TRADE if self-trade
         prevention ended the taker, FILLED if a market buy's rest cannot buy one more
         tick, else None. The taker pays from its available balance as it trades."""
@@ -666,23 +674,23 @@ class Engine:
                     mb[1] -= base_units
                     mq[0] += quote_units - m_fee
                     extend((
-                        DE((seq + 1, deal_id, m, price, take, quote_units, maker.id, tid,
-                                 muser, user, m_fee, t_fee, side, time)),
-                        BE((seq + 2, user, quote, TRADE, deal_id, -quote_units, tq[0], tq[1], time, None)),
-                        BE((seq + 3, user, base, TRADE, deal_id, base_units - t_fee, tb[0], tb[1], time, None)),
-                        BE((seq + 4, muser, base, TRADE, deal_id, -base_units, mb[0], mb[1], time, None)),
-                        BE((seq + 5, muser, quote, TRADE, deal_id, quote_units - m_fee, mq[0], mq[1], time,
-                                 None)),
+                        (DE, seq + 1, deal_id, m, price, take, quote_units, maker.id, tid,
+                                 muser, user, m_fee, t_fee, side, time),
+                        (BE, seq + 2, user, quote, TRADE, deal_id, -quote_units, tq[0], tq[1], time, None),
+                        (BE, seq + 3, user, base, TRADE, deal_id, base_units - t_fee, tb[0], tb[1], time, None),
+                        (BE, seq + 4, muser, base, TRADE, deal_id, -base_units, mb[0], mb[1], time, None),
+                        (BE, seq + 5, muser, quote, TRADE, deal_id, quote_units - m_fee, mq[0], mq[1], time,
+                                 None),
                     ))
                     seq += 5
                     if t_fee:
                         fb[0] += t_fee
                         seq += 1
-                        push(BE((seq, FEE_USER, base, FEE, f"{deal_id}:taker", t_fee, fb[0], fb[1], time, None)))
+                        push((BE, seq, FEE_USER, base, FEE, f"{deal_id}:taker", t_fee, fb[0], fb[1], time, None))
                     if m_fee:
                         fq[0] += m_fee
                         seq += 1
-                        push(BE((seq, FEE_USER, quote, FEE, f"{deal_id}:maker", m_fee, fq[0], fq[1], time, None)))
+                        push((BE, seq, FEE_USER, quote, FEE, f"{deal_id}:maker", m_fee, fq[0], fq[1], time, None))
                 else:
                     # taker sells base for quote; maker's quote comes out of frozen
                     t_fee = quote_units * t_rate // FEE_DENOMINATOR
@@ -694,23 +702,23 @@ class Engine:
                     mq[1] -= quote_units
                     mb[0] += base_units - m_fee
                     extend((
-                        DE((seq + 1, deal_id, m, price, take, quote_units, maker.id, tid,
-                                 muser, user, m_fee, t_fee, side, time)),
-                        BE((seq + 2, user, base, TRADE, deal_id, -base_units, tb[0], tb[1], time, None)),
-                        BE((seq + 3, user, quote, TRADE, deal_id, quote_units - t_fee, tq[0], tq[1], time,
-                                 None)),
-                        BE((seq + 4, muser, quote, TRADE, deal_id, -quote_units, mq[0], mq[1], time, None)),
-                        BE((seq + 5, muser, base, TRADE, deal_id, base_units - m_fee, mb[0], mb[1], time, None)),
+                        (DE, seq + 1, deal_id, m, price, take, quote_units, maker.id, tid,
+                                 muser, user, m_fee, t_fee, side, time),
+                        (BE, seq + 2, user, base, TRADE, deal_id, -base_units, tb[0], tb[1], time, None),
+                        (BE, seq + 3, user, quote, TRADE, deal_id, quote_units - t_fee, tq[0], tq[1], time,
+                                 None),
+                        (BE, seq + 4, muser, quote, TRADE, deal_id, -quote_units, mq[0], mq[1], time, None),
+                        (BE, seq + 5, muser, base, TRADE, deal_id, base_units - m_fee, mb[0], mb[1], time, None),
                     ))
                     seq += 5
                     if t_fee:
                         fq[0] += t_fee
                         seq += 1
-                        push(BE((seq, FEE_USER, quote, FEE, f"{deal_id}:taker", t_fee, fq[0], fq[1], time, None)))
+                        push((BE, seq, FEE_USER, quote, FEE, f"{deal_id}:taker", t_fee, fq[0], fq[1], time, None))
                     if m_fee:
                         fb[0] += m_fee
                         seq += 1
-                        push(BE((seq, FEE_USER, base, FEE, f"{deal_id}:maker", m_fee, fb[0], fb[1], time, None)))
+                        push((BE, seq, FEE_USER, base, FEE, f"{deal_id}:maker", m_fee, fb[0], fb[1], time, None))
                 taker.filled += take
                 taker.filled_quote += quote_units
                 taker.fee += t_fee
@@ -725,7 +733,7 @@ class Engine:
                 if mfilled != maker.amount:
                     # the maker still has some: so the taker is done (a market buy's
                     # rest cannot pay for one more tick at this price)
-                    push(OE((seq, UPDATE, None, maker, mfilled, mfq, mfee, time)))
+                    push((OE, seq, UPDATE, None, maker, mfilled, mfq, mfee, time))
                     self.event_seq = seq
                     return FILLED if market_buy else None
                 # the maker is the head of its level (those before it are gone);
@@ -744,13 +752,13 @@ class Engine:
                     del user_orders[muser]
                 if maker.client_order_id is not None:
                     del self._coid_open[(muser, maker.client_order_id)]
-                push(OE((seq, DONE, FILLED, maker, mfilled, mfq, mfee, time)))
+                push((OE, seq, DONE, FILLED, maker, mfilled, mfq, mfee, time))
                 self.event_seq = seq
                 if rem == 0 and not market_buy:
                     return None
                 maker = nxt
 
-    def _cancel(self, order: Order, reason: str, events: list[Event], time: int) -> None:
+    def _cancel(self, order: Order, reason: str, events: list[RawEvent], time: int) -> None:
         """Take a resting order off the book and release its frozen funds."""
         m = order.market
         open_amount = order.amount - order.filled
@@ -780,8 +788,8 @@ class Engine:
         acct[0] += amount
         acct[1] -= amount
         seq = self.event_seq
-        events.append(_OE((seq + 1, DONE, reason, order, order.filled, order.filled_quote, order.fee, time)))
-        events.append(_BE((seq + 2, user, asset, UNFREEZE, oid, 0, acct[0], acct[1], time, None)))
+        events.append((_OE, seq + 1, DONE, reason, order, order.filled, order.filled_quote, order.fee, time))
+        events.append((_BE, seq + 2, user, asset, UNFREEZE, oid, 0, acct[0], acct[1], time, None))
         self.event_seq = seq + 2
 
     # ------------------------------------------------------------ cancelling
@@ -810,7 +818,7 @@ class Engine:
                 return _reject(R.UNKNOWN_ORDER)
         else:
             return _reject(R.INVALID_ARGUMENT)
-        events: list[Event] = []
+        events: list[RawEvent] = []
         self._cancel(order, CANCELLED, events, time)
         return _ok(order.id, events)
 
@@ -824,7 +832,7 @@ class Engine:
                 return _reject(R.UNKNOWN_MARKET)
         uo = self._user_orders.get(user)
         targets = [o for o in uo.values() if m is None or o.market is m] if uo else []
-        events: list[Event] = []
+        events: list[RawEvent] = []
         for o in targets:
             self._cancel(o, CANCELLED, events, time)
         return Result(True, None, [o.id for o in targets], events)
@@ -1046,8 +1054,6 @@ def _order_id(o: Order) -> int:
 
 
 def _open_order_dict(o: Order) -> dict[str, Any]:
-    from matcher.engine.events import order_dict
-
     return order_dict(o, o.filled, o.filled_quote, o.fee, "open", o.updated_at)
 
 
@@ -1101,9 +1107,11 @@ def _order_value(res: Result) -> Result:
     """Replace an order id value by the order dict of its last event."""
     if res.ok:
         oid = res.value
-        for ev in reversed(res.events):
-            if isinstance(ev, OrderEvent) and ev.order.id == oid:
-                res.value = ev.order_dict()
+        for ev in reversed(res.raw):
+            if ev[0] is OrderEvent and ev[4].id == oid:
+                _, _seq, _event, reason, order, filled, filled_quote, fee, time = ev
+                status = "open" if reason is None else ORDER_STATUS[reason]
+                res.value = order_dict(order, filled, filled_quote, fee, status, time)
                 break
     return res
 

@@ -218,8 +218,8 @@ class Core:
                     continue
                 op_seq += 1
                 ops.append((op_seq, method, params))
-                if res.events:
-                    events.extend(res.events)
+                if res.raw:
+                    events.extend(res.raw)
                 if method in PLACE_METHODS:
                     stp = params.get("stp")
                     if stp is not None and stp != DEFAULT_STP:

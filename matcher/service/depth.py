@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from matcher.engine import Engine, Event, OrderEvent
+from matcher.engine import Engine, OrderEvent, RawEvent
 from matcher.engine.amounts import format_units
 from matcher.engine.book import BUY, LIMIT
 
@@ -37,12 +37,12 @@ class DepthTracker:
         self.published.setdefault(name, ({}, {}))
         self.seqs.setdefault(name, 0)
 
-    def diffs(self, events: list[Event], last_seq: int, time_ms: int) -> list[tuple[str, int, str]]:
+    def diffs(self, events: list[RawEvent], last_seq: int, time_ms: int) -> list[tuple[str, int, str]]:
         """(market, depth_seq, Kafka message JSON) for every market whose book this batch changed."""
         touched: dict[str, set[tuple[bool, int]]] = {}
         for ev in events:
-            if type(ev) is OrderEvent:
-                o = ev.order
+            if ev[0] is OrderEvent:
+                o = ev[4]
                 if o.type == LIMIT:
                     t = touched.get(o.market.name)
                     if t is None:

@@ -45,7 +45,7 @@ import psycopg
 from psycopg.errors import error_from_result
 from psycopg.pq import ExecStatus
 
-from matcher.engine import BalanceEvent, DealEvent, Event, OrderEvent
+from matcher.engine import BalanceEvent, DealEvent, Event, OrderEvent, RawEvent, view
 from matcher.engine.amounts import format_units
 from matcher.engine.book import BUY, MARKET
 from matcher.engine.events import CANCELLED, EXPIRED, FILLED, NEW, ORDER_STATUS, RESERVED_BUSINESSES, SELF_TRADE
@@ -58,11 +58,12 @@ OUTBOX_CHUNK = 1000
 ROW_STATUS = {FILLED: "filled", CANCELLED: "cancelled", EXPIRED: "expired", SELF_TRADE: "self_trade"}
 
 
-def row_status(ev: OrderEvent) -> str:
-    """trading_order.status after an order event (replay_oplog compares the table with it)."""
-    if ev.reason is None:
-        return "partially_filled" if ev.filled else "open"
-    return ROW_STATUS[ev.reason]
+def row_status(reason: str | None, filled: int) -> str:
+    """trading_order.status after an order event of this done reason and filled amount (replay_oplog
+    compares the table with it)."""
+    if reason is None:
+        return "partially_filled" if filled else "open"
+    return ROW_STATUS[reason]
 
 #: the order dict's status (contract C), by the engine's done reason (events.OrderEvent.status)
 _EVENT_STATUS = {None: "open", **ORDER_STATUS}
@@ -141,11 +142,11 @@ def message_of(ev: Event, topics: dict[str, str]) -> str:
 
 @dataclass
 class Batch:
-    """Everything one transaction writes. ``events`` are the engine's, in order."""
+    """Everything one transaction writes. ``events`` are the engine's (``Result.raw``), in order."""
 
     time_ms: int
     ops: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
+    events: list[RawEvent] = field(default_factory=list)
     # (market, depth_seq, payload json)
     depth: list[tuple[str, int, str]] = field(default_factory=list)
     stps: list[tuple[int, str]] = field(default_factory=list)
@@ -383,8 +384,8 @@ class RowBuilder:
         self.messages: list[str] = []  # "topic\tkey\tmessage JSON", in event seq order
         self.ledger: list[tuple[Any, ...]] = []
         self.balances: dict[tuple[int, str], tuple[int, int, str, str, str]] = {}
-        # order id -> (event, its _OrderText, filled, filled_quote, fee text)
-        self.last_order: dict[int, tuple[OrderEvent, _OrderText, str, str, str]] = {}
+        # order id -> (its last raw event, its _OrderText, filled, filled_quote, fee text)
+        self.last_order: dict[int, tuple[RawEvent, _OrderText, str, str, str]] = {}
         self.new_orders: set[int] = set()
         self.deals: list[tuple[Any, ...]] = []
 
@@ -419,9 +420,9 @@ class RowBuilder:
         now_ms = b.time_ms
         now_s = str(now_ms)
         for ev in events:
-            tev = type(ev)
+            tev = ev[0]
             if tev is BalanceEvent:
-                seq, user, asset, business, business_id, ch, av, fr, t_ms, detail = ev
+                _, seq, user, asset, business, business_id, ch, av, fr, t_ms, detail = ev
                 prec = asset.prec
                 aname = asset.name
                 change = fmt(ch, prec)
@@ -439,14 +440,14 @@ class RowBuilder:
                         ledger.append((user, asset_ids[aname], business, business_id, change, fmt(av + fr, prec),
                                        '"{}"', seq, t))
                 else:
-                    messages.append(message_of(ev, topics))
+                    messages.append(message_of(view(ev), topics))
                     if ch:
                         ledger.append((user, asset_ids[aname], arr_text(business), arr_text(str(business_id)),
                                        change, fmt(av + fr, prec), arr_text(dumps(detail) if detail else "{}"), seq,
                                        t))
                 balances[(user, aname)] = (user, asset_ids[aname], t, available, frozen)
             elif tev is OrderEvent:
-                seq, event, reason, o, filled_u, filled_quote_u, fee_u, t_ms = ev
+                _, seq, event, reason, o, filled_u, filled_quote_u, fee_u, t_ms = ev
                 oid = o.id
                 ot = order_texts.get(oid)
                 if ot is None:
@@ -468,8 +469,8 @@ class RowBuilder:
                     del order_texts[oid]
             else:
                 assert tev is DealEvent
-                (seq, did, m, price_u, amount_u, quote_u, maker_oid, taker_oid, maker_user, taker_user, maker_fee_u,
-                 taker_fee_u, taker_side, t_ms) = ev
+                (_, seq, did, m, price_u, amount_u, quote_u, maker_oid, taker_oid, maker_user, taker_user,
+                 maker_fee_u, taker_fee_u, taker_side, t_ms) = ev
                 if taker_side == BUY:
                     maker_fee_asset, taker_fee_asset = m.quote, m.base
                 else:
@@ -511,19 +512,20 @@ class RowBuilder:
         inserts: list[tuple[str, ...]] = []
         updates: list[tuple[str, ...]] = []
         for oid, (ev, ot, filled, filled_quote, fee) in self.last_order.items():
-            status = row_status(ev)
+            # ev: (OrderEvent, seq, event, reason, order, filled, filled_quote, fee, time)
+            status = row_status(ev[3], ev[5])
             if oid in new_orders:
                 inserts.append((*ot.row_head, filled, filled_quote, fee, *ot.row_mid, status,
-                                ts(ev.order.created_at), ts(ev.time)))
+                                ts(ev[4].created_at), ts(ev[8])))
             else:
-                updates.append((str(oid), filled, filled_quote, fee, status, ts(ev.time)))
+                updates.append((str(oid), filled, filled_quote, fee, status, ts(ev[8])))
 
         # One outbox row per run of up to OUTBOX_CHUNK consecutive events, one message per line: text, so
         # PostgreSQL neither parses nor indexes each message (docs/adr/0006). Event seqs are consecutive.
         ob_seq: list[str] = []
         ob_last: list[str] = []
         ob_payload: list[str] = []
-        first_seq = b.events[0].seq if b.events else 0
+        first_seq = b.events[0][1] if b.events else 0
         for i in range(0, len(messages), OUTBOX_CHUNK):
             chunk = messages[i:i + OUTBOX_CHUNK]
             ob_seq.append(str(first_seq + i))

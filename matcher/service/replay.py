@@ -113,7 +113,7 @@ def replay(conn: psycopg.Connection[Any], *, snapshot: str | None = None,
                 elif type(ev) is OrderEvent:
                     m = ev.order.market
                     fee_prec = m.base.prec if ev.order.side == "buy" else m.quote.prec
-                    orders[ev.order.id] = (row_status(ev), format_units(ev.filled, m.amount_prec),
+                    orders[ev.order.id] = (row_status(ev.reason, ev.filled), format_units(ev.filled, m.amount_prec),
                                            format_units(ev.filled_quote, m.quote.prec),
                                            format_units(ev.fee, fee_prec))
     report.deals = len(deals)

@@ -8,7 +8,7 @@ import pickle
 
 from engine_helpers import deposit, limit, make_engine
 
-from matcher.engine import BalanceEvent, DealEvent, OrderEvent
+from matcher.engine import BalanceEvent, DealEvent, OrderEvent, view
 
 
 def test_events_keep_namedtuple_behaviour() -> None:
@@ -35,3 +35,18 @@ def test_events_keep_namedtuple_behaviour() -> None:
         assert clone.to_dict() == ev.to_dict()
     deal = next(ev for ev in r.events if type(ev) is DealEvent)
     assert deal.kind == "deal" and deal.to_dict()["amount"] == "0.5000"
+
+
+def test_raw_events_are_plain_tuples_of_the_class_and_its_fields() -> None:
+    """``Result.raw`` is what the engine builds (and the matcher reads); ``events`` are its NamedTuples."""
+    e = make_engine()
+    deposit(e, 1, "USDT", "100000")
+    deposit(e, 2, "ETH", "10")
+    assert limit(e, 2, "sell", "2000", "1").ok
+    r = limit(e, 1, "buy", "2000", "0.5")
+    assert len(r.raw) == len(r.events) > 5
+    for raw, ev in zip(r.raw, r.events, strict=True):
+        assert type(raw) is tuple
+        assert raw[0] is type(ev)
+        assert raw[1:] == tuple(ev)
+        assert view(raw) == ev
