@@ -49,6 +49,8 @@ class FrozenSurvivorsGC:
         self.young = young
         self.collections = 0
         self.full_collections = 0
+        #: unreachable objects the young collections found (cyclic garbage that reference counting missed)
+        self.collected = 0
         #: time spent in collections (seconds), and the longest pause, for the shutdown log
         self.pause_seconds = 0.0
         self.longest_pause = 0.0
@@ -77,13 +79,15 @@ class FrozenSurvivorsGC:
             return
         gc.freeze()
         self.collections += 1
+        self.collected += info.get("collected", 0)
         pause = time.perf_counter() - self._started
         self.pause_seconds += pause
         self.longest_pause = max(self.longest_pause, pause)
 
     def summary(self) -> str:
         return (f"{self.collections} garbage collections, {self.pause_seconds * 1000:.0f} ms in all, longest "
-                f"{self.longest_pause * 1000:.1f} ms; {self.full_collections} full")
+                f"{self.longest_pause * 1000:.1f} ms, {self.collected} unreachable objects found; "
+                f"{self.full_collections} full")
 
     def full(self) -> int:
         """Collect everything, frozen objects included; returns how many unreachable objects were found."""
