@@ -517,6 +517,9 @@ class RowBuilder:
             if oid in new_orders:
                 inserts.append((*ot.row_head, filled, filled_quote, fee, *ot.row_mid, status,
                                 ts(ev[4].created_at), ts(ev[8])))
+                # an order's row is inserted once: free its tuples now rather than keep them while it
+                # rests, where each young garbage collection walked them (~2 of ~5 objects per new order)
+                ot.row_head = ot.row_mid = ()
             else:
                 updates.append((str(oid), filled, filled_quote, fee, status, ts(ev[8])))
 

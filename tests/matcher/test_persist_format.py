@@ -230,3 +230,23 @@ def test_messages_and_rows_match_to_dict() -> None:
     assert seen_odd_coid and {"ETH_USDT", "BTC_USDT"} <= markets_traded
     assert {"OrderEvent:new", "OrderEvent:update", "OrderEvent:done", "DealEvent:", "BalanceEvent:trade",
             "BalanceEvent:fee", "BalanceEvent:freeze", "BalanceEvent:deposit"} <= kinds
+
+
+def test_a_resting_orders_cached_text_keeps_no_row_tuples_after_its_insert() -> None:
+    """Its row is inserted once; kept, its two tuples were walked by every young garbage collection
+    while the order rested (docs/matcher.md, fourth round)."""
+    e = _engine()
+    e.apply("update_balance", {"user": 1, "asset": "USDT", "business": "deposit", "business_id": "u1",
+                               "change": "1000000"}, 2)
+    persister = OfflinePersister(NoConnection(), "p.")  # type: ignore[arg-type]
+    b = Batch(time_ms=3)
+    res = e.apply("place_limit", {"user": 1, "market": "ETH_USDT", "side": "buy", "price": "2000",
+                                  "amount": "1"}, 3)
+    assert res.ok and res.value["status"] == "open"
+    b.ops.append((1, "place_limit", {}))
+    b.events.extend(res.raw)
+    tables = _tables(persister.prepare(b).params)
+    oid = res.value["id"]
+    assert [int(r[0] or 0) for r in tables["inserts"]] == [oid]
+    cached = persister._orders[oid]  # still there: the order's later messages use its texts
+    assert cached.row_head == () and cached.row_mid == ()
