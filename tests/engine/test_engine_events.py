@@ -8,16 +8,22 @@ import pickle
 
 from engine_helpers import deposit, limit, make_engine
 
-from matcher.engine import BalanceEvent, DealEvent, OrderEvent, view
+from matcher.engine import BalanceEvent, DealEvent, OrderEvent, Result, view
 
 
-def test_events_keep_namedtuple_behaviour() -> None:
+def _a_trade() -> Result:
+    """A buy that trades against a resting sell: order, deal and balance events."""
     e = make_engine()
     deposit(e, 1, "USDT", "100000")
     deposit(e, 2, "ETH", "10")
     assert limit(e, 2, "sell", "2000", "1").ok
     r = limit(e, 1, "buy", "2000", "0.5")
     assert r.ok
+    return r
+
+
+def test_events_keep_namedtuple_behaviour() -> None:
+    r = _a_trade()
     kinds = {type(ev) for ev in r.events}
     assert kinds == {OrderEvent, DealEvent, BalanceEvent}
     for ev in r.events:
@@ -39,11 +45,7 @@ def test_events_keep_namedtuple_behaviour() -> None:
 
 def test_raw_events_are_plain_tuples_of_the_class_and_its_fields() -> None:
     """``Result.raw`` is what the engine builds (and the matcher reads); ``events`` are its NamedTuples."""
-    e = make_engine()
-    deposit(e, 1, "USDT", "100000")
-    deposit(e, 2, "ETH", "10")
-    assert limit(e, 2, "sell", "2000", "1").ok
-    r = limit(e, 1, "buy", "2000", "0.5")
+    r = _a_trade()
     assert len(r.raw) == len(r.events) > 5
     for raw, ev in zip(r.raw, r.events, strict=True):
         assert type(raw) is tuple
