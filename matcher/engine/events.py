@@ -205,8 +205,9 @@ def _c_constructed(cls: type[Any]) -> type[Any]:
     """The same class, rebuilt on ``tuple`` without ``NamedTuple``'s Python ``__new__``.
 
     ``NamedTuple`` gives a class a Python ``__new__(cls, seq, ...)``; calling it,
-    or ``tuple.__new__(cls, values)``, costs several times a plain tuple, and the
-    hot path builds five events per command. A tuple subclass that never had a
+    or ``tuple.__new__(cls, values)``, costs several times a plain tuple, and
+    ``view`` builds one for every event that replay_oplog, the server's rare
+    paths and the tests read. A tuple subclass that never had a
     ``__new__`` of its own uses ``tuple``'s constructor in C, the cheapest way
     to make one: ``OrderEvent((seq, event, ...))``, one tuple of all the fields
     in order. Fields, methods, ``_make``, ``_replace``, ``_asdict``, repr and
