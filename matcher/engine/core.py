@@ -1110,8 +1110,7 @@ def _order_value(res: Result) -> Result:
         for ev in reversed(res.raw):
             if ev[0] is OrderEvent and ev[4].id == oid:
                 _, _seq, _event, reason, order, filled, filled_quote, fee, time = ev
-                status = "open" if reason is None else ORDER_STATUS[reason]
-                res.value = order_dict(order, filled, filled_quote, fee, status, time)
+                res.value = order_dict(order, filled, filled_quote, fee, ORDER_STATUS[reason], time)
                 break
     return res
 

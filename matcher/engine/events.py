@@ -33,8 +33,9 @@ FREEZE = "freeze"
 UNFREEZE = "unfreeze"
 RESERVED_BUSINESSES = frozenset({TRADE, FEE, FREEZE, UNFREEZE})
 
-#: an order dict's ``status`` (contract C) by the done reason; an order without one is "open"
-ORDER_STATUS = {FILLED: "filled", CANCELLED: "cancelled", EXPIRED: "expired", SELF_TRADE: "cancelled"}
+#: an order dict's ``status`` (contract C) by the done reason (None: the order is still open)
+ORDER_STATUS: dict[str | None, str] = {None: "open", FILLED: "filled", CANCELLED: "cancelled", EXPIRED: "expired",
+                                       SELF_TRADE: "cancelled"}
 
 
 def order_dict(
@@ -91,7 +92,7 @@ class OrderEvent(NamedTuple):
 
     @property
     def status(self) -> str:
-        return "open" if self.reason is None else ORDER_STATUS[self.reason]
+        return ORDER_STATUS[self.reason]
 
     def order_dict(self) -> dict[str, Any]:
         return order_dict(self.order, self.filled, self.filled_quote, self.fee, self.status, self.time)

@@ -65,11 +65,9 @@ def row_status(reason: str | None, filled: int) -> str:
         return "partially_filled" if filled else "open"
     return ROW_STATUS[reason]
 
-#: the order dict's status (contract C), by the engine's done reason (events.OrderEvent.status)
-_EVENT_STATUS = {None: "open", **ORDER_STATUS}
 _NULL = "NULL"  # in an array literal
 _RS = "\x1e"  # joins texts that string_to_array(..., chr(30)) splits
-_JSON_REASON = {reason: json.dumps(reason) for reason in _EVENT_STATUS}  # the reason as JSON
+_JSON_REASON = {reason: json.dumps(reason) for reason in ORDER_STATUS}  # the reason as JSON
 
 
 def keyed_plans(conn: psycopg.Connection[Any]) -> None:
@@ -461,7 +459,7 @@ class RowBuilder:
                     f'{{"kind":"order","seq":{seq},"event":"{event}",'
                     f'"reason":{_JSON_REASON[reason]},"time":{t_s},'
                     f'"order":{ot.json_head}{filled}","filled_quote":"{filled_quote}","fee":"{fee}{ot.json_mid}'
-                    f'{_EVENT_STATUS[reason]}{ot.json_tail}{t_s}}}}}}}')
+                    f'{ORDER_STATUS[reason]}{ot.json_tail}{t_s}}}}}}}')
                 if event == NEW:
                     new_orders.add(oid)
                 last_order[oid] = (ev, ot, filled, filled_quote, fee)
