@@ -12,7 +12,7 @@ generations then walk those same objects again, for longer.
 
 The policy:
 
-- The young generation is collected every ``young`` net allocations: a pause of a few milliseconds.
+- The young generation is collected every ``young`` net allocations: a pause of about a millisecond.
 - After every collection its survivors are frozen (``gc.freeze``): no later collection walks them
   again, so the older generations stay nearly empty and their collections cost nothing.
 - The price is that an object frozen while alive is never collected if it later becomes part of an
@@ -35,9 +35,13 @@ from typing import Any
 
 log = logging.getLogger("matcher")
 
-#: young-generation threshold: pauses of 2-3 ms at the median and 9-19 ms at the longest, at 5,000
-#: commands/s on the 2-core machine
-YOUNG = 5_000
+#: young-generation threshold. At 5,000 commands/s on the 2-core machine (bench/matcher_e2e.py, 15 s of
+#: phase 2): 394-471 collections per run, 156-203 ms in all, the longest 2.7-5.4 ms; with 5,000 there, in
+#: the same four pairs of runs, 64-77 collections, 185-229 ms in all, the longest 8.1-10.7 ms. Without
+#: gRPC (bench/commit_cost.py, ~120,000 commands) the total rises, 107 against 59 ms (~0.4 us per
+#: command), the longest 1.6 against 6.4 ms. The pauses, which every command in flight waits out, are
+#: what counts for latency (docs/matcher.md, fifth round).
+YOUNG = 1_000
 #: seconds between full collections (unfreeze, collect, freeze) at a quiet moment
 FULL_EVERY = 3600.0
 
