@@ -17,7 +17,7 @@ placements + cancels acknowledged per second), then ``p50_ms=`` and ``p99_ms=``
 (phase 2: open loop at ``--rate`` commands/s, each client sending its due
 commands every ``--tick`` as one request on its ``PlaceStream``; latency of each
 command from the moment it was due to its acknowledgement, client-side batching
-wait included),
+wait included; the requests' round trips, without that wait, are printed beside),
 and where the CPU time went (matcher apply vs commit, PostgreSQL, clients), the matcher's garbage
 collections, and the machine's speed before and after (`bench/engine.py`'s workload, per CPU second).
 """
@@ -157,12 +157,14 @@ def open_loop_worker(addr: str, users: list[int], seed: int, rate: float, second
     mix = Mix(users, seed)
     lock = threading.Lock()
     latencies: list[float] = []
+    round_trips: list[float] = []  # request sent -> its reply, once per request
     pending = [0]
     counts = {"acked": 0, "refused": 0}
 
-    def answered(results, items, due_times) -> None:
+    def answered(results, items, due_times, sent_at) -> None:
         t = time.monotonic()
         with lock:
+            round_trips.append(t - sent_at)
             a, r = mix.note(results, items)
             counts["acked"] += a
             counts["refused"] += r
@@ -170,7 +172,7 @@ def open_loop_worker(addr: str, users: list[int], seed: int, rate: float, second
             pending[0] -= 1
 
     requests: queue.SimpleQueue = queue.SimpleQueue()
-    in_flight: deque = deque()  # (items, due times) of the stream's requests, in order
+    in_flight: deque = deque()  # (items, due times, sent at) of the stream's requests, in order
     if not unary:
         replies = stub.PlaceStream(iter(requests.get, None), timeout=seconds + 120)
 
@@ -195,9 +197,10 @@ def open_loop_worker(addr: str, users: list[int], seed: int, rate: float, second
             request = pb.PlaceBatchRequest(orders=items)
             if unary:
                 stub.PlaceBatch.future(request, timeout=60).add_done_callback(
-                    lambda f, items=items, due_times=due_times: answered(f.result().results, items, due_times))
+                    lambda f, items=items, due_times=due_times, at=time.monotonic():
+                        answered(f.result().results, items, due_times, at))
             else:
-                in_flight.append((items, due_times))
+                in_flight.append((items, due_times, time.monotonic()))
                 requests.put(request)
         time.sleep(tick)
     for _ in range(6000):  # bounded wait for the last answers (60 s)
@@ -206,7 +209,8 @@ def open_loop_worker(addr: str, users: list[int], seed: int, rate: float, second
                 break
         time.sleep(0.01)
     requests.put(None)  # ends the stream
-    out.put({"latencies": latencies, "elapsed": time.monotonic() - t0, "cpu": time.process_time(), **counts})
+    out.put({"latencies": latencies, "round_trips": round_trips, "elapsed": time.monotonic() - t0,
+             "cpu": time.process_time(), **counts})
 
 
 # ---------------------------------------------------------------- orchestration
@@ -364,6 +368,9 @@ def main() -> int:
               f"({acked2 / elapsed2:.0f}/s) by {n2} clients; max {max(lat) * 1000 if lat else 0:.0f} ms; client "
               f"batching every {args.tick * 1000:.0f} ms, a "
               f"{'PlaceBatch call' if args.unary else 'PlaceStream request'} per batch")
+        trips = [x for r in res for x in r["round_trips"]]
+        print(f"  phase 2 round trip of a request (sent to answered, the client's batching wait left out): p50 "
+              f"{pct(trips, 50) * 1000:.1f} ms, p99 {pct(trips, 99) * 1000:.1f} ms")
         print(f"  phase 2 CPU seconds: matcher {cpu1['matcher'] - cpu0['matcher']:.1f}, outbox relay "
               f"{cpu1['relay'] - cpu0['relay']:.1f}, "
               f"postgres {cpu1['postgres'] - cpu0['postgres']:.1f}, clients {sum(r['cpu'] for r in res):.1f}",
