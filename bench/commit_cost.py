@@ -4,8 +4,8 @@
 machine (its clients, the relay, the broker). This one leaves all of that out: requests of the same
 mix go straight into the batching loop (``Core``, the persister's one-statement commit, requests
 parsed and replies built as the server does it), one batch at a time, so the CPU seconds per
-command hardly depend on the machine's load. Comparing the sizes says what a batch costs apart from its commands, and so
-what fewer, bigger batches would save (and cost in waiting).
+command hardly depend on the machine's load. Comparing the sizes says what a batch costs apart from
+its commands, and so what fewer, bigger batches would save (and cost in waiting).
 
     python -m cryptgo.devservices /tmp/cc -- .venv/bin/python bench/commit_cost.py [--sizes 1 5 20 50 200 500]
 
@@ -39,7 +39,7 @@ async def measure(sizes: list[int], commands: int, users: list[int]) -> None:
     from matcher.service.core import Core
     from matcher.service.gcpolicy import FrozenSurvivorsGC
     from matcher.service.persist import Persister
-    from matcher.service.server import _load_listing, batch_calls, batch_reply
+    from matcher.service.server import batch_calls, batch_reply, load_listing
     from matcher.service.state import load_engine
 
     conn = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
@@ -47,7 +47,7 @@ async def measure(sizes: list[int], commands: int, users: list[int]) -> None:
     persister = Persister(conn, "commit_cost.")
     core = Core(loaded, persister, batch_max=max(sizes))
     loop_task = asyncio.create_task(core.run())
-    await _load_listing(core, conn)
+    await load_listing(core, conn)
     persister.refresh_ids()
     funding = [("update_balance", {"user": u, "asset": asset, "business": "deposit", "business_id": f"{asset}-{u}",
                                    "change": change})
@@ -83,8 +83,7 @@ async def measure(sizes: list[int], commands: int, users: list[int]) -> None:
         core.stop()
         await loop_task
         conn.close()
-    print(f"# {collector.summary()}; load average "
-          f"{os.getloadavg()[0]:.1f}")
+    print(f"# {collector.summary()}; load average {os.getloadavg()[0]:.1f}")
 
 
 def main() -> int:

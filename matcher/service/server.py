@@ -442,7 +442,7 @@ def skip_depth_seqs(conn: psycopg.Connection[Any], seqs: dict[str, int]) -> None
                      (json.dumps(seqs), 1))
 
 
-async def _load_listing(core: Core, conn: psycopg.Connection[Any]) -> None:
+async def load_listing(core: Core, conn: psycopg.Connection[Any]) -> None:
     """Assets and markets in the tables that the engine does not have yet, as logged commands."""
     engine = core.engine
     calls: list[tuple[str, dict[str, Any]]] = []
@@ -509,7 +509,7 @@ async def serve(addr: str, dsn: str, *, kafka: str | None, topic_prefix: str, ba
         main_profiler, core.profiler = cProfile.Profile(), cProfile.Profile()
         main_profiler.enable()
     loop_task = asyncio.create_task(core.run(), name="batch-loop")
-    await _load_listing(core, write_conn)
+    await load_listing(core, write_conn)
     collector = FrozenSurvivorsGC()
     collector.install()
     full_gc = asyncio.create_task(collector.full_when_quiet(lambda: core.pending_calls == 0), name="full-gc")
