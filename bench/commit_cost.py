@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.matcher_e2e import Mix  # noqa: E402
-from bench.scratch import cpu_of, create_database, create_market, drop_database  # noqa: E402
+from bench.scratch import cpu_of, create_database, create_market, create_users, drop_database  # noqa: E402
 
 
 async def measure(sizes: list[int], commands: int, users: list[int]) -> None:
@@ -94,13 +94,8 @@ def main() -> int:
     args = parser.parse_args()
     admin_url, dbname = create_database("commit_cost")
     try:
-        from django.contrib.auth import get_user_model
-
         create_market()
-        User = get_user_model()
-        User.objects.bulk_create([User(email=f"cc{i}@example.com", password="!") for i in range(args.users)])
-        users = list(User.objects.values_list("id", flat=True))
-        asyncio.run(measure(args.sizes, args.commands, users))
+        asyncio.run(measure(args.sizes, args.commands, create_users(args.users, "commit_cost")))
     finally:
         drop_database(admin_url, dbname)
     return 0

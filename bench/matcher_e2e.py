@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import MARKET, cpu_of, create_database, create_market, drop_database, pct  # noqa: E402
+from bench.scratch import MARKET, cpu_of, create_database, create_market, create_users, drop_database, pct  # noqa: E402
 
 MID = 200_000  # price ticks (2000.00)
 
@@ -281,14 +281,11 @@ def main() -> int:
     matcher = relay = None
     try:
         import psycopg
-        from django.contrib.auth import get_user_model
 
         from cryptgo.devservices import free_port
 
         create_market()
-        User = get_user_model()
-        User.objects.bulk_create([User(email=f"bench{i}@example.com", password="!") for i in range(args.users)])
-        users = list(User.objects.filter(email__startswith="bench").values_list("id", flat=True))
+        users = create_users(args.users, "bench")
 
         addr = f"127.0.0.1:{free_port()}"
         log_path = Path(f"/tmp/matcher-bench-{os.getpid()}.log")

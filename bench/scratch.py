@@ -53,6 +53,15 @@ def create_market() -> None:
                           min_amount="0.001", min_notional="1", maker_fee="0.001", taker_fee="0.002")
 
 
+def create_users(n: int, prefix: str) -> list[int]:
+    """``n`` users ``<prefix><i>@example.com`` with unusable passwords; returns their ids."""
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    User.objects.bulk_create([User(email=f"{prefix}{i}@example.com", password="!") for i in range(n)])
+    return list(User.objects.filter(email__startswith=prefix).values_list("id", flat=True))
+
+
 def clear_market_data(redis_url: str) -> int:
     """Delete the market's data in Redis: a scratch database starts its deal ids and depth seqs again at 1,
     which run_marketdata (idempotent by those numbers) would otherwise skip as already folded."""
