@@ -166,32 +166,14 @@ class BookSide:
         level.tail = order
         level.total += open_amount
 
-    def unlink(self, order: Order, level: Level) -> None:
-        """Remove an order from its level (drop the level if it empties).
-
-        The caller has already taken the order's open amount off ``level.total``.
-        """
-        prev = order.prev
-        nxt = order.next
-        if prev is None:
-            level.head = nxt
-        else:
-            prev.next = nxt
-        if nxt is None:
-            level.tail = prev
-        else:
-            nxt.prev = prev
-        order.prev = order.next = None
-        if level.head is None:
-            key = level.price if self.is_ask else -level.price
-            del self.levels[key]
-            keys = self.keys
-            keys.remove(key)
-            if key == self.best:
-                self.best = keys[0] if keys else EMPTY
-
-    def level_of(self, order: Order) -> Level:
-        return self.levels[order.price if self.is_ask else -order.price]
+    def drop_level(self, level: Level) -> None:
+        """Forget a price level its last order has left."""
+        key = level.price if self.is_ask else -level.price
+        del self.levels[key]
+        keys = self.keys
+        keys.remove(key)
+        if key == self.best:
+            self.best = keys[0] if keys else EMPTY
 
     def orders(self) -> Iterator[Order]:
         """Every order on this side, best price first, time priority within a price."""

@@ -38,7 +38,6 @@ from matcher.engine.book import (
     TIFS,
     Asset,
     BookSide,
-    Level,
     Market,
     Order,
 )
@@ -463,8 +462,13 @@ class Engine:
         if client_order_id is not None:
             self._coid_open[(user, client_order_id)] = order
         self.event_seq = seq + 1
-        freeze: RawEvent = (_BE, seq + 1, user, asset, FREEZE, oid, 0, acct[0], acct[1], time, None)
-        return _ok(oid, [new_event, freeze])
+        # _ok(...) written out: a call costs as much as the stores
+        r = _onew(Result)
+        r.ok = True
+        r.reason = None
+        r.value = oid
+        r.raw = [new_event, (_BE, seq + 1, user, asset, FREEZE, oid, 0, acct[0], acct[1], time, None)]
+        return r
 
     def _rest(self, order: Order, is_buy: bool, acct: list[int], events: list[RawEvent], time: int) -> None:
         """Put the open part of a limit order on the book and freeze its funds from ``acct``."""
@@ -592,136 +596,141 @@ class Engine:
     def _match(self, taker: Order, m: Market, is_buy: bool, events: list[RawEvent], time: int) -> str | None:
         """Trade ``taker`` against the opposite side. Returns SELF_TRADE if self-trade
         prevention ended the taker, FILLED if a market buy's rest cannot buy one more
-        tick, else None. The taker pays from its available balance as it trades."""
-        opp = m.asks if is_buy else m.bids
+        tick, else None. The taker pays from its available balance as it trades.
+
+        Both sides are one code path in terms of what the taker pays (``give``, asset
+        ``pay``: quote for a buy, base for a sell) and gets (``get``, asset ``gain``).
+        The running figures of the taker, of the fee account and the event and deal
+        counters live in locals while matching and are written back on the way out:
+        nothing else touches them meanwhile, except ``_cancel`` for self-trade
+        prevention (written back and read again around it)."""
+        if is_buy:
+            opp = m.asks
+            pay = m.quote
+            gain = m.base
+        else:
+            opp = m.bids
+            pay = m.base
+            gain = m.quote
         levels = opp.levels
         qmul = m.quote_mul
         bmul = m.base_mul
-        base = m.base
-        quote = m.quote
-        bname = base.name
-        qname = quote.name
+        pname = pay.name
+        gname = gain.name
         bal = self._bal
         user = taker.user
         taccts = bal[user]
-        tb = taccts.get(bname) or self._account(user, bname)
-        tq = taccts.get(qname) or self._account(user, qname)
+        tp = taccts.get(pname) or self._account(user, pname)
+        tg = taccts.get(gname) or self._account(user, gname)
+        tpa, tpf = tp
+        tga, tgf = tg
         fee_accts = bal[FEE_USER]
-        fb = fee_accts[bname]
-        fq = fee_accts[qname]
+        fp = fee_accts[pname]
+        fg = fee_accts[gname]
+        fpa, fpf = fp
+        fga, fgf = fg
         ufees = m.user_fees
         t_rate = ufees[user][1] if user in ufees else m.taker_fee
+        maker_fee = m.maker_fee
         market_buy = taker.type == MARKET and is_buy
         limit = taker.price
-        rem = taker.amount - taker.filled
-        rq = taker.quote_amount - taker.filled_quote
+        # what is left to trade: amount ticks, and quote units for a market buy (a limit
+        # order's quote_amount is 0, so rq goes negative: -rq is what it has traded)
+        rem = taker.amount
+        rq = taker.quote_amount
+        t_fee_sum = 0
         stp = taker.stp
         tid = taker.id
         side = taker.side
-        # module globals as locals: each deal builds up to nine events
+        seq = self.event_seq
+        deal_id = self.next_deal_id - 1
         push = events.append
         extend = events.extend
-        maker_fee = m.maker_fee
         BE = _BE
         DE = _DE
         OE = _OE
         orders = self._orders
         user_orders = self._user_orders
+        ended = None
         while True:
             key = opp.best
             if key == EMPTY:
-                return None
+                break
             level = levels[key]
             price = level.price
             if limit and (price > limit if is_buy else price < limit):
-                return None
+                break
             maker = level.head
             while maker is not None:
                 nxt = maker.next
                 muser = maker.user
                 if muser == user:
                     if stp == CANCEL_INCOMING:
-                        return SELF_TRADE
+                        ended = SELF_TRADE
+                        break
+                    tp[0] = tpa
+                    tg[0] = tga
+                    self.event_seq = seq
                     self._cancel(maker, SELF_TRADE, events, time)
+                    tpa, tpf = tp
+                    tga, tgf = tg
+                    seq = self.event_seq
                     if stp == CANCEL_BOTH:
-                        return SELF_TRADE
+                        ended = SELF_TRADE
+                        break
                     maker = nxt
                     continue
                 mrem = maker.amount - maker.filled
                 if market_buy:
                     take = rq // (price * qmul)
                     if take == 0:
-                        return FILLED
+                        ended = FILLED
+                        break
                     if take > mrem:
                         take = mrem
                 else:
                     take = rem if rem < mrem else mrem
                 base_units = take * bmul
                 quote_units = price * take * qmul
-                m_rate = ufees[muser][0] if muser in ufees else maker_fee
-                maccts = bal[muser]
-                deal_id = self.next_deal_id
-                self.next_deal_id = deal_id + 1
-                seq = self.event_seq
                 if is_buy:
-                    # taker buys base with quote; maker's base comes out of frozen
-                    t_fee = base_units * t_rate // FEE_DENOMINATOR
-                    m_fee = quote_units * m_rate // FEE_DENOMINATOR
-                    mb = maccts[bname]
-                    mq = maccts.get(qname) or self._account(muser, qname)
-                    tq[0] -= quote_units
-                    tb[0] += base_units - t_fee
-                    mb[1] -= base_units
-                    mq[0] += quote_units - m_fee
-                    extend((
-                        (DE, seq + 1, deal_id, m, price, take, quote_units, maker.id, tid,
-                                 muser, user, m_fee, t_fee, side, time),
-                        (BE, seq + 2, user, quote, TRADE, deal_id, -quote_units, tq[0], tq[1], time, None),
-                        (BE, seq + 3, user, base, TRADE, deal_id, base_units - t_fee, tb[0], tb[1], time, None),
-                        (BE, seq + 4, muser, base, TRADE, deal_id, -base_units, mb[0], mb[1], time, None),
-                        (BE, seq + 5, muser, quote, TRADE, deal_id, quote_units - m_fee, mq[0], mq[1], time,
-                                 None),
-                    ))
-                    seq += 5
-                    if t_fee:
-                        fb[0] += t_fee
-                        seq += 1
-                        push((BE, seq, FEE_USER, base, FEE, f"{deal_id}:taker", t_fee, fb[0], fb[1], time, None))
-                    if m_fee:
-                        fq[0] += m_fee
-                        seq += 1
-                        push((BE, seq, FEE_USER, quote, FEE, f"{deal_id}:maker", m_fee, fq[0], fq[1], time, None))
+                    give = quote_units
+                    get = base_units
                 else:
-                    # taker sells base for quote; maker's quote comes out of frozen
-                    t_fee = quote_units * t_rate // FEE_DENOMINATOR
-                    m_fee = base_units * m_rate // FEE_DENOMINATOR
-                    mq = maccts[qname]
-                    mb = maccts.get(bname) or self._account(muser, bname)
-                    tb[0] -= base_units
-                    tq[0] += quote_units - t_fee
-                    mq[1] -= quote_units
-                    mb[0] += base_units - m_fee
-                    extend((
-                        (DE, seq + 1, deal_id, m, price, take, quote_units, maker.id, tid,
-                                 muser, user, m_fee, t_fee, side, time),
-                        (BE, seq + 2, user, base, TRADE, deal_id, -base_units, tb[0], tb[1], time, None),
-                        (BE, seq + 3, user, quote, TRADE, deal_id, quote_units - t_fee, tq[0], tq[1], time,
-                                 None),
-                        (BE, seq + 4, muser, quote, TRADE, deal_id, -quote_units, mq[0], mq[1], time, None),
-                        (BE, seq + 5, muser, base, TRADE, deal_id, base_units - m_fee, mb[0], mb[1], time, None),
-                    ))
-                    seq += 5
-                    if t_fee:
-                        fq[0] += t_fee
-                        seq += 1
-                        push((BE, seq, FEE_USER, quote, FEE, f"{deal_id}:taker", t_fee, fq[0], fq[1], time, None))
-                    if m_fee:
-                        fb[0] += m_fee
-                        seq += 1
-                        push((BE, seq, FEE_USER, base, FEE, f"{deal_id}:maker", m_fee, fb[0], fb[1], time, None))
-                taker.filled += take
-                taker.filled_quote += quote_units
-                taker.fee += t_fee
+                    give = base_units
+                    get = quote_units
+                t_fee = get * t_rate // FEE_DENOMINATOR
+                m_fee = give * (ufees[muser][0] if muser in ufees else maker_fee) // FEE_DENOMINATOR
+                # the maker gives from what it froze in ``gain`` and gets ``pay``
+                maccts = bal[muser]
+                mg = maccts[gname]
+                mp = maccts.get(pname) or self._account(muser, pname)
+                tpa -= give
+                t_net = get - t_fee
+                tga += t_net
+                mgf = mg[1] = mg[1] - get
+                m_net = give - m_fee
+                mpa = mp[0] = mp[0] + m_net
+                deal_id += 1
+                extend((
+                    (DE, seq + 1, deal_id, m, price, take, quote_units, maker.id, tid, muser, user, m_fee, t_fee,
+                     side, time),
+                    (BE, seq + 2, user, pay, TRADE, deal_id, -give, tpa, tpf, time, None),
+                    (BE, seq + 3, user, gain, TRADE, deal_id, t_net, tga, tgf, time, None),
+                    (BE, seq + 4, muser, gain, TRADE, deal_id, -get, mg[0], mgf, time, None),
+                    (BE, seq + 5, muser, pay, TRADE, deal_id, m_net, mpa, mp[1], time, None),
+                ))
+                seq += 5
+                # fees: business_id is the deal id, as for trade: the two fees of a deal are in
+                # different assets, so (user, asset, business, business_id) stays unique
+                if t_fee:
+                    fga += t_fee
+                    t_fee_sum += t_fee
+                    seq += 1
+                    push((BE, seq, FEE_USER, gain, FEE, deal_id, t_fee, fga, fgf, time, None))
+                if m_fee:
+                    fpa += m_fee
+                    seq += 1
+                    push((BE, seq, FEE_USER, pay, FEE, deal_id, m_fee, fpa, fpf, time, None))
                 rem -= take
                 rq -= quote_units
                 mfilled = maker.filled = maker.filled + take
@@ -734,16 +743,17 @@ class Engine:
                     # the maker still has some: so the taker is done (a market buy's
                     # rest cannot pay for one more tick at this price)
                     push((OE, seq, UPDATE, None, maker, mfilled, mfq, mfee, time))
-                    self.event_seq = seq
-                    return FILLED if market_buy else None
-                # the maker is the head of its level (those before it are gone);
-                # unlink and _forget inlined, unless the level empties
+                    if market_buy:
+                        ended = FILLED
+                    break
+                # the maker is the head of its level (those before it are gone): the next
+                # one becomes the head, or the level is dropped; then off the indexes
                 if nxt is not None:
                     level.head = nxt
                     nxt.prev = None
                     maker.next = None
                 else:
-                    opp.unlink(maker, level)
+                    opp.drop_level(level)
                 mid = maker.id
                 del orders[mid]
                 uo = user_orders[muser]
@@ -753,26 +763,54 @@ class Engine:
                 if maker.client_order_id is not None:
                     del self._coid_open[(muser, maker.client_order_id)]
                 push((OE, seq, DONE, FILLED, maker, mfilled, mfq, mfee, time))
-                self.event_seq = seq
                 if rem == 0 and not market_buy:
-                    return None
+                    break
                 maker = nxt
+            else:
+                continue  # the level is used up: on to the next one
+            break
+        tp[0] = tpa
+        tg[0] = tga
+        fp[0] = fpa
+        fg[0] = fga
+        self.event_seq = seq
+        self.next_deal_id = deal_id + 1
+        taker.filled = taker.amount - rem
+        taker.filled_quote = taker.quote_amount - rq
+        taker.fee = t_fee_sum
+        return ended
 
     def _cancel(self, order: Order, reason: str, events: list[RawEvent], time: int) -> None:
         """Take a resting order off the book and release its frozen funds."""
         m = order.market
         open_amount = order.amount - order.filled
+        price = order.price
         if order.side == BUY:
             side = m.bids
+            level = side.levels[-price]
             asset = m.quote
-            amount = order.price * open_amount * m.quote_mul
+            amount = price * open_amount * m.quote_mul
         else:
             side = m.asks
+            level = side.levels[price]
             asset = m.base
             amount = open_amount * m.base_mul
-        level: Level = side.levels[order.price if side.is_ask else -order.price]
         level.total -= open_amount
-        side.unlink(order, level)
+        # unlink it from its level (the links are cleared: events keep the order alive)
+        prev = order.prev
+        nxt = order.next
+        if prev is None:
+            level.head = nxt
+        else:
+            prev.next = nxt
+            order.prev = None
+        if nxt is None:
+            level.tail = prev
+        else:
+            nxt.prev = prev
+            order.next = None
+        if level.head is None:
+            side.drop_level(level)
         # drop it from the indexes of open orders
         user = order.user
         oid = order.id
@@ -820,7 +858,13 @@ class Engine:
             return _reject(R.INVALID_ARGUMENT)
         events: list[RawEvent] = []
         self._cancel(order, CANCELLED, events, time)
-        return _ok(order.id, events)
+        # _ok(...) written out, as in place_limit_int
+        r = _onew(Result)
+        r.ok = True
+        r.reason = None
+        r.value = order.id
+        r.raw = events
+        return r
 
     def cancel_all_int(self, user: int, market: str | None, time: int) -> Result:
         """Cancel all of a user's open orders (on one market if given), oldest first.

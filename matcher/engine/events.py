@@ -162,8 +162,8 @@ class BalanceEvent(NamedTuple):
 
     ``change`` is the change of the total (available + frozen); freezes and
     unfreezes have change 0. ``available`` and ``frozen`` are the values after.
-    ``business_id`` is a deal id (``trade``), ``"<deal>:maker|taker"`` (``fee``,
-    user 0), an order id (``freeze``/``unfreeze``) or the caller's id.
+    ``business_id`` is a deal id (``trade``; ``fee``, user 0: a deal's two fees are
+    in different assets), an order id (``freeze``/``unfreeze``) or the caller's id.
     """
 
     seq: int

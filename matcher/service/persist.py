@@ -428,7 +428,7 @@ class RowBuilder:
                 frozen = fmt(fr, prec)
                 t_s, t = (now_s, now_ts) if t_ms == now_ms else (str(t_ms), ts(t_ms))
                 if detail is None and business in reserved:
-                    # engine businesses: business_id is a deal or order id, or "<deal>:maker|taker"
+                    # engine businesses: business_id is a deal or order id
                     messages.append(
                         f'{t_balance}\t{user}\t{{"v":1,"type":"balance","seq":{seq},"time":{t_s},"data":'
                         f'{{"kind":"balance","seq":{seq},"user":{user},"asset":"{aname}","business":"{business}",'
