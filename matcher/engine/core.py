@@ -436,7 +436,13 @@ class Engine:
                 reason = ended or (FILLED if filled == amount else EXPIRED)
                 seq = self.event_seq = self.event_seq + 1
                 events.append((_OE, seq, DONE, reason, order, filled, order.filled_quote, order.fee, time))
-            return _ok(oid, events)
+            # _ok(...) written out, as below
+            r = _onew(Result)
+            r.ok = True
+            r.reason = None
+            r.value = oid
+            r.raw = events
+            return r
         if tif != GTC:  # an IOC with nothing to trade against (FOK was refused above)
             self.event_seq = seq + 1
             done: RawEvent = (_OE, seq + 1, DONE, EXPIRED, order, 0, 0, 0, time)
@@ -620,7 +626,7 @@ class Engine:
         bal = self._bal
         user = taker.user
         taccts = bal[user]
-        tp = taccts.get(pname) or self._account(user, pname)
+        tp = taccts[pname]  # what it pays with: its balance was checked
         tg = taccts.get(gname) or self._account(user, gname)
         tpa, tpf = tp
         tga, tgf = tg
