@@ -436,13 +436,7 @@ class Engine:
                 reason = ended or (FILLED if filled == amount else EXPIRED)
                 seq = self.event_seq = self.event_seq + 1
                 events.append((_OE, seq, DONE, reason, order, filled, order.filled_quote, order.fee, time))
-            # _ok(...) written out, as below
-            r = _onew(Result)
-            r.ok = True
-            r.reason = None
-            r.value = oid
-            r.raw = events
-            return r
+            return _ok(oid, events)
         if tif != GTC:  # an IOC with nothing to trade against (FOK was refused above)
             self.event_seq = seq + 1
             done: RawEvent = (_OE, seq + 1, DONE, EXPIRED, order, 0, 0, 0, time)
