@@ -52,3 +52,16 @@ def test_raw_events_are_plain_tuples_of_the_class_and_its_fields() -> None:
         assert raw[0] is type(ev)
         assert raw[1:] == tuple(ev)
         assert view(raw) == ev
+
+
+def test_fee_balance_events_are_keyed_by_the_deal_id() -> None:
+    """Fee rows carry the deal id, as trade rows do; a deal's two fees are in different assets (each side
+    pays in what it receives), so (user, asset, business, business_id) stays unique."""
+    r = _a_trade()
+    deal = next(ev for ev in r.events if type(ev) is DealEvent)
+    fees = [ev for ev in r.events if type(ev) is BalanceEvent and ev.business == "fee"]
+    assert [(ev.user, ev.asset.name, ev.business_id, ev.change) for ev in fees] == [
+        (0, "ETH", deal.id, deal.taker_fee), (0, "USDT", deal.id, deal.maker_fee)]
+    keys = [(ev.user, ev.asset.name, ev.business, ev.business_id) for ev in r.events if type(ev) is BalanceEvent
+            and ev.change]
+    assert len(keys) == len(set(keys)) == 6
