@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Set up and run CryptGO, or its tests, from a fresh clone with nothing but Python 3.11+.
 
-    python3 dev.py run     # .venv + requirements, local services, migrate, seed, run every process
-    python3 dev.py test    # .venv + requirements, lint, type check, migrations check, the whole test suite
+    python3 dev.py run     # .venv + requirements, engine build, local services, migrate, seed, run every process
+    python3 dev.py test    # the same set-up, lint, type check, migrations check, the whole test suite
 
 Only the standard library is used here: this file creates the virtualenv that
 everything else runs in, and reinstalls requirements only when they change.
@@ -64,6 +64,23 @@ def ensure_node_packages() -> None:
     stamp.write_text(digest)
 
 
+def ensure_engine_build() -> None:
+    """Compile the matching engine with mypyc when its sources changed (matcher/engine/native.py).
+
+    Without a C compiler the build fails with one line and the engine runs interpreted, as it
+    also does with CRYPTGO_ENGINE=python."""
+    if os.environ.get("CRYPTGO_ENGINE") == "python":
+        return
+    subprocess.run([str(PY), "-m", "matcher.build_engine"], cwd=ROOT)
+
+
+def engine_compiled() -> bool:
+    """Whether ``matcher.engine`` imports the mypyc build here."""
+    out = subprocess.run([str(PY), "-c", "import matcher.engine as e; print(e.COMPILED)"],
+                         cwd=ROOT, capture_output=True, text=True)
+    return out.stdout.strip() == "True"
+
+
 def run_checked(*cmd: str, env: dict[str, str] | None = None) -> None:
     print("+", " ".join(cmd), flush=True)
     result = subprocess.run(cmd, cwd=ROOT, env=env)
@@ -91,7 +108,13 @@ def cmd_test(args: list[str]) -> int:
 def cmd_with_services(args: list[str]) -> int:
     """The part of the test command that needs the database: migrations check, then pytest."""
     run_checked(str(PY), "manage.py", "makemigrations", "--check", "--dry-run")
-    return subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT).returncode
+    rc = subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT).returncode
+    if rc == 0 and not args and engine_compiled():
+        # the suite above ran the compiled engine: its own tests run again on the source
+        print("+ CRYPTGO_ENGINE=python pytest tests/engine (the interpreted engine)", flush=True)
+        env = {**os.environ, "CRYPTGO_ENGINE": "python"}
+        rc = subprocess.run([str(PY), "-m", "pytest", "-q", "tests/engine"], cwd=ROOT, env=env).returncode
+    return rc
 
 
 def main() -> int:
@@ -102,6 +125,7 @@ def main() -> int:
     if sys.argv[1] != "_with_services":
         ensure_venv()
         ensure_node_packages()
+        ensure_engine_build()
     return commands[sys.argv[1]](sys.argv[2:])
 
 

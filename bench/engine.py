@@ -10,6 +10,9 @@ order to cancel is inside the timed loop (and so counted against the engine).
 
     python bench/engine.py [--commands 500000] [--seed 1] [--resting 1000000] [--profile]
 
+It runs the engine as the matcher does: its mypyc build where ``dev.py`` made one
+(matcher/engine/native.py), else the source; ``CRYPTGO_ENGINE=python`` runs the source.
+
 Prints ``commands_per_sec=``, ``deals_per_sec=`` and, with ``--resting N``,
 ``bytes_per_resting_order=`` (RSS growth / N while N non-crossing orders are
 placed before the timed run).
@@ -28,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from matcher.engine import Engine
+from matcher.engine import COMPILED, Engine
 
 MARKET = "ETH_USDT"
 USERS = 1000
@@ -175,6 +178,7 @@ def main() -> None:
         f" (commands per cpu second {len(cmds) / cpu:.0f})",
         file=sys.stderr,
     )
+    print(f"# engine={'compiled (mypyc)' if COMPILED else 'interpreted'}", file=sys.stderr)
     totals = e.balance_totals()
     assert totals == {"ETH": USERS * 10**30, "USDT": USERS * 10**21}, totals
 

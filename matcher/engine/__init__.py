@@ -52,7 +52,13 @@ Commands are atomic: a rejected command returns a reason code (``reasons``),
 changes nothing and emits no events.
 """
 
-from matcher.engine.amounts import (
+from matcher.engine import native as _native
+
+#: Whether ``book`` and ``core`` come from the mypyc build (``native``) rather than their source.
+#: Decided before either is imported; the two behave alike (the engine tests run on both).
+COMPILED = _native.activate(__path__)
+
+from matcher.engine.amounts import (  # noqa: E402 - after the build is chosen
     FEE_DENOMINATOR,
     AmountError,
     format_fee_rate,
@@ -60,10 +66,11 @@ from matcher.engine.amounts import (
     parse_fee_rate,
     parse_units,
 )
-from matcher.engine.core import FEE_USER, Engine, Result
-from matcher.engine.events import BalanceEvent, DealEvent, Event, OrderEvent, RawEvent, view
+from matcher.engine.core import FEE_USER, Engine, Result  # noqa: E402
+from matcher.engine.events import BalanceEvent, DealEvent, Event, OrderEvent, RawEvent, view  # noqa: E402
 
 __all__ = [
+    "COMPILED",
     "FEE_DENOMINATOR",
     "FEE_USER",
     "AmountError",

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from typing import Final
 
 from matcher.engine.reasons import INVALID_AMOUNT, INVALID_ARGUMENT, INVALID_PRECISION
 
 #: Largest absolute value accepted, in minimal units.
-MAX_UNITS = 10**30
+MAX_UNITS: Final = 10**30
 #: Most significant digits (integer part + fraction) accepted in a string.
-MAX_DIGITS = 40
+MAX_DIGITS: Final = 40
 #: Fee rates are integers over this denominator (8 decimals: "0.00075" -> 75000).
-FEE_DENOMINATOR = 10**8
-FEE_PREC = 8
+FEE_DENOMINATOR: Final = 10**8
+FEE_PREC: Final = 8
 
 # Plain decimal notation only: optional minus, digits, optional fraction.
 # No exponent, no leading '+', no '.5', no '5.', no whitespace, no '_'.

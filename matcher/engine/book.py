@@ -17,26 +17,27 @@ units exactly (checked when the market is added).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Final, Protocol
 
+from mypy_extensions import mypyc_attr
 from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
-BUY = "buy"
-SELL = "sell"
-LIMIT = "limit"
-MARKET = "market"
-GTC = "GTC"
-IOC = "IOC"
-FOK = "FOK"
-CANCEL_RESTING = "cancel_resting"
-CANCEL_INCOMING = "cancel_incoming"
-CANCEL_BOTH = "cancel_both"
+BUY: Final = "buy"
+SELL: Final = "sell"
+LIMIT: Final = "limit"
+MARKET: Final = "market"
+GTC: Final = "GTC"
+IOC: Final = "IOC"
+FOK: Final = "FOK"
+CANCEL_RESTING: Final = "cancel_resting"
+CANCEL_INCOMING: Final = "cancel_incoming"
+CANCEL_BOTH: Final = "cancel_both"
 
-SIDES = frozenset({BUY, SELL})
+SIDES: Final = frozenset({BUY, SELL})
 #: ``BookSide.best`` of an empty side: above every possible key.
-EMPTY = 10**60
-TIFS = frozenset({GTC, IOC, FOK})
-STPS = frozenset({CANCEL_RESTING, CANCEL_INCOMING, CANCEL_BOTH})
+EMPTY: Final = 10**60
+TIFS: Final = frozenset({GTC, IOC, FOK})
+STPS: Final = frozenset({CANCEL_RESTING, CANCEL_INCOMING, CANCEL_BOTH})
 
 
 class SortedInts(Protocol):
@@ -54,6 +55,7 @@ def new_sorted_ints() -> SortedInts:
     return result
 
 
+@mypyc_attr(serializable=True)
 class Asset:
     __slots__ = ("name", "prec")
 
@@ -62,6 +64,7 @@ class Asset:
         self.prec = prec
 
 
+@mypyc_attr(serializable=True)
 class Order:
     prev: Order | None
     next: Order | None
@@ -124,6 +127,7 @@ class Order:
         # prev/next are set by BookSide.append when (and only if) the order rests
 
 
+@mypyc_attr(serializable=True)
 class Level:
     __slots__ = ("price", "head", "tail", "total")
 
@@ -134,6 +138,7 @@ class Level:
         self.total = 0  # open amount ticks at this price
 
 
+@mypyc_attr(serializable=True)
 class BookSide:
     """One side of a book. ``best`` caches ``keys[0]`` (``EMPTY`` when there is
     none): the crossing check on every placement is then one attribute read."""
@@ -184,6 +189,7 @@ class BookSide:
                 order = order.next
 
 
+@mypyc_attr(serializable=True)
 class Market:
     __slots__ = (
         "name",

@@ -11,7 +11,10 @@ and rounding.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from types import FunctionType
+from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 from matcher.engine import reasons as R
 from matcher.engine.amounts import (
@@ -65,23 +68,28 @@ from matcher.engine.events import (
 )
 
 #: The engine's fee account. Fees are credited to user 0.
-FEE_USER = 0
-SNAPSHOT_VERSION = 1
-MAX_PREC = 30
-_ASSET_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+FEE_USER: Final = 0
+SNAPSHOT_VERSION: Final = 1
+MAX_PREC: Final = 30
+_ASSET_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 # Events are the hot path's main allocation: each is a plain tuple with its class first (events.RawEvent)
-_OE = OrderEvent
-_DE = DealEvent
-_BE = BalanceEvent
+_OE: Final = OrderEvent
+_DE: Final = DealEvent
+_BE: Final = BalanceEvent
 
 
+@mypyc_attr(native_class=False)
 class Result:
     """Outcome of one command. On rejection ``ok`` is False, ``reason`` is a
     code from ``reasons`` and there are no events: nothing changed.
 
     ``raw`` holds the events as the engine built them (``events.RawEvent``, what
-    the matcher consumes); ``events`` gives them as NamedTuples."""
+    the matcher consumes); ``events`` gives them as NamedTuples.
+
+    A plain Python class even where mypyc compiles the engine (``native``): the
+    hot path builds it with ``object.__new__`` and slot stores, which mypyc
+    refuses on its native classes, and its readers are interpreted code."""
 
     __slots__ = ("ok", "reason", "value", "raw")
 
@@ -112,6 +120,17 @@ def _reject(reason: str) -> Result:
 
 
 _onew = object.__new__
+
+
+def _interpreted() -> bool:
+    """Whether this module runs as bytecode: mypyc (``native``) compiles functions into built-in ones."""
+    return isinstance(_interpreted, FunctionType)
+
+
+#: Interpreted, building an ``Order`` with ``object.__new__`` and slot stores saves ~5% of the
+#: engine's instructions over calling the class; compiled, mypyc refuses that on its native
+#: classes and calls the class natively. Hot paths branch on this where it matters.
+INTERPRETED: Final = _interpreted()
 
 
 def _ok(value: Any, events: Sequence[RawEvent]) -> Result:
@@ -175,9 +194,7 @@ class Engine:
             return _reject(R.INVALID_ARGUMENT)
         try:
             return handler(self, params, time)
-        except Reject as exc:
-            return _reject(exc.reason)
-        except AmountError as exc:
+        except (Reject, AmountError) as exc:
             return _reject(exc.reason)
 
     # ------------------------------------------------------------ admin
@@ -397,32 +414,38 @@ class Engine:
             return _reject(R.FOK_UNFILLABLE)
 
         # accepted: from here on, state changes
-        oid = self.next_order_id
+        # Any: boxed once (mypyc would box an int again for every dict key and event holding it)
+        oid: Any = self.next_order_id
+        now: Any = time
+        uid: Any = user
         self.next_order_id = oid + 1
-        # Order(...) written out: the call through type.__call__ and __init__ costs
-        # more than the slot stores themselves (same fields as Order.__init__)
-        order = _onew(Order)
-        order.id = oid
-        order.user = user
-        order.market = m
-        order.side = side
-        order.type = LIMIT
-        order.tif = tif
-        order.post_only = post_only
-        order.stp = stp
-        order.price = price
-        order.amount = amount
-        order.quote_amount = 0
-        order.filled = 0
-        order.filled_quote = 0
-        order.fee = 0
-        order.client_order_id = client_order_id
-        order.created_at = time
-        order.updated_at = time
+        if INTERPRETED:
+            # Order(...) written out: the call through type.__call__ and __init__ costs
+            # more than the slot stores themselves (same fields as Order.__init__)
+            order = _onew(Order)
+            order.id = oid
+            order.user = user
+            order.market = m
+            order.side = side
+            order.type = LIMIT
+            order.tif = tif
+            order.post_only = post_only
+            order.stp = stp
+            order.price = price
+            order.amount = amount
+            order.quote_amount = 0
+            order.filled = 0
+            order.filled_quote = 0
+            order.fee = 0
+            order.client_order_id = client_order_id
+            order.created_at = time
+            order.updated_at = time
+        else:
+            order = Order(oid, user, m, side, LIMIT, tif, post_only, stp, price, amount, 0, client_order_id, time)
         if client_order_id is not None:
             self._coid_used.setdefault(user, set()).add(client_order_id)
         seq = self.event_seq + 1
-        new_event: RawEvent = (_OE, seq, NEW, None, order, 0, 0, 0, time)
+        new_event: RawEvent = (_OE, seq, NEW, None, order, 0, 0, 0, now)
         if crosses:
             self.event_seq = seq
             events: list[RawEvent] = [new_event]
@@ -431,15 +454,15 @@ class Engine:
             if ended is None and filled < amount and tif == GTC:
                 self._rest(order, is_buy, acct, events, time)
                 seq = self.event_seq = self.event_seq + 1
-                events.append((_OE, seq, UPDATE, None, order, filled, order.filled_quote, order.fee, time))
+                events.append((_OE, seq, UPDATE, None, order, filled, order.filled_quote, order.fee, now))
             else:
                 reason = ended or (FILLED if filled == amount else EXPIRED)
                 seq = self.event_seq = self.event_seq + 1
-                events.append((_OE, seq, DONE, reason, order, filled, order.filled_quote, order.fee, time))
+                events.append((_OE, seq, DONE, reason, order, filled, order.filled_quote, order.fee, now))
             return _ok(oid, events)
         if tif != GTC:  # an IOC with nothing to trade against (FOK was refused above)
             self.event_seq = seq + 1
-            done: RawEvent = (_OE, seq + 1, DONE, EXPIRED, order, 0, 0, 0, time)
+            done: RawEvent = (_OE, seq + 1, DONE, EXPIRED, order, 0, 0, 0, now)
             return _ok(oid, (new_event, done))
         # the common case: rest the whole order (inlined _rest and, when its price
         # level exists, BookSide.append)
@@ -455,9 +478,9 @@ class Engine:
         acct[0] = available = available - frozen
         acct[1] = held = acct[1] + frozen
         self._orders[oid] = order
-        uo = self._user_orders.get(user)
+        uo = self._user_orders.get(uid)
         if uo is None:
-            uo = self._user_orders[user] = {}
+            uo = self._user_orders[uid] = {}
         uo[oid] = order
         if client_order_id is not None:
             self._coid_open[(user, client_order_id)] = order
@@ -467,7 +490,7 @@ class Engine:
         r.ok = True
         r.reason = None
         r.value = oid
-        r.raw = (new_event, (_BE, seq + 1, user, asset, FREEZE, oid, 0, available, held, time, None))
+        r.raw = (new_event, (_BE, seq + 1, uid, asset, FREEZE, oid, 0, available, held, now, None))
         return r
 
     def _rest(self, order: Order, is_buy: bool, acct: list[int], events: list[RawEvent], time: int) -> None:
@@ -618,7 +641,8 @@ class Engine:
         pname = pay.name
         gname = gain.name
         bal = self._bal
-        user = taker.user
+        # Any: mypyc keeps ints unboxed and would box these again for every event that holds them
+        user: Any = taker.user
         taccts = bal[user]
         tp = taccts[pname]  # what it pays with: its balance was checked
         tg = taccts.get(gname) or self._account(user, gname)
@@ -640,10 +664,11 @@ class Engine:
         rq = taker.quote_amount
         t_fee_sum = 0
         stp = taker.stp
-        tid = taker.id
+        tid: Any = taker.id
         side = taker.side
         seq = self.event_seq
-        deal_id = self.next_deal_id - 1
+        deal_id: Any = self.next_deal_id - 1
+        now: Any = time
         push = events.append
         extend = events.extend
         BE = _BE
@@ -663,7 +688,7 @@ class Engine:
             maker = level.head
             while maker is not None:
                 nxt = maker.next
-                muser = maker.user
+                muser: Any = maker.user
                 if muser == user:
                     if stp == CANCEL_INCOMING:
                         ended = SELF_TRADE
@@ -713,11 +738,11 @@ class Engine:
                 deal_id += 1
                 extend((
                     (DE, seq + 1, deal_id, m, price, take, quote_units, maker.id, tid, muser, user, m_fee, t_fee,
-                     side, time),
-                    (BE, seq + 2, user, pay, TRADE, deal_id, -give, tpa, tpf, time, None),
-                    (BE, seq + 3, user, gain, TRADE, deal_id, t_net, tga, tgf, time, None),
-                    (BE, seq + 4, muser, gain, TRADE, deal_id, -get, mg[0], mgf, time, None),
-                    (BE, seq + 5, muser, pay, TRADE, deal_id, m_net, mpa, mp[1], time, None),
+                     side, now),
+                    (BE, seq + 2, user, pay, TRADE, deal_id, -give, tpa, tpf, now, None),
+                    (BE, seq + 3, user, gain, TRADE, deal_id, t_net, tga, tgf, now, None),
+                    (BE, seq + 4, muser, gain, TRADE, deal_id, -get, mg[0], mgf, now, None),
+                    (BE, seq + 5, muser, pay, TRADE, deal_id, m_net, mpa, mp[1], now, None),
                 ))
                 seq += 5
                 # fees: business_id is the deal id, as for trade: the two fees of a deal are in
@@ -726,11 +751,11 @@ class Engine:
                     fga += t_fee
                     t_fee_sum += t_fee
                     seq += 1
-                    push((BE, seq, FEE_USER, gain, FEE, deal_id, t_fee, fga, fgf, time, None))
+                    push((BE, seq, FEE_USER, gain, FEE, deal_id, t_fee, fga, fgf, now, None))
                 if m_fee:
                     fpa += m_fee
                     seq += 1
-                    push((BE, seq, FEE_USER, pay, FEE, deal_id, m_fee, fpa, fpf, time, None))
+                    push((BE, seq, FEE_USER, pay, FEE, deal_id, m_fee, fpa, fpf, now, None))
                 rem -= take
                 rq -= quote_units
                 mfilled = maker.filled = maker.filled + take
@@ -742,7 +767,7 @@ class Engine:
                 if mfilled != maker.amount:
                     # the maker still has some: so the taker is done (a market buy's
                     # rest cannot pay for one more tick at this price)
-                    push((OE, seq, UPDATE, None, maker, mfilled, mfq, mfee, time))
+                    push((OE, seq, UPDATE, None, maker, mfilled, mfq, mfee, now))
                     if market_buy:
                         ended = FILLED
                     break
@@ -759,7 +784,7 @@ class Engine:
                 del user_orders[muser][mid]
                 if maker.client_order_id is not None:
                     del self._coid_open[(muser, maker.client_order_id)]
-                push((OE, seq, DONE, FILLED, maker, mfilled, mfq, mfee, time))
+                push((OE, seq, DONE, FILLED, maker, mfilled, mfq, mfee, now))
                 if rem == 0 and not market_buy:
                     break
                 maker = nxt
@@ -809,8 +834,8 @@ class Engine:
         if level.head is None:
             side.drop_level(level)
         # drop it from the indexes of open orders
-        user = order.user
-        oid = order.id
+        user: Any = order.user  # Any: boxed once, as in _match
+        oid: Any = order.id
         del self._orders[oid]
         del self._user_orders[user][oid]
         if order.client_order_id is not None:
@@ -821,9 +846,10 @@ class Engine:
         acct[1] -= amount
         seq = self.event_seq
         self.event_seq = seq + 2
+        now: Any = time
         return (
-            (_OE, seq + 1, DONE, reason, order, order.filled, order.filled_quote, order.fee, time),
-            (_BE, seq + 2, user, asset, UNFREEZE, oid, 0, acct[0], acct[1], time, None),
+            (_OE, seq + 1, DONE, reason, order, order.filled, order.filled_quote, order.fee, now),
+            (_BE, seq + 2, user, asset, UNFREEZE, oid, 0, acct[0], acct[1], now, None),
         )
 
     # ------------------------------------------------------------ cancelling

@@ -12,26 +12,26 @@ the engine-wide event sequence number (1, 2, 3, ... with no gaps).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 from matcher.engine.amounts import format_units
 from matcher.engine.book import BUY, MARKET, Asset, Market, Order
 
 # order event kinds and done reasons
-NEW = "new"
-UPDATE = "update"
-DONE = "done"
-FILLED = "filled"
-CANCELLED = "cancelled"
-EXPIRED = "expired"
-SELF_TRADE = "self_trade"
+NEW: Final = "new"
+UPDATE: Final = "update"
+DONE: Final = "done"
+FILLED: Final = "filled"
+CANCELLED: Final = "cancelled"
+EXPIRED: Final = "expired"
+SELF_TRADE: Final = "self_trade"
 
 # balance event businesses the engine itself uses; update_balance may not use them
-TRADE = "trade"
-FEE = "fee"
-FREEZE = "freeze"
-UNFREEZE = "unfreeze"
-RESERVED_BUSINESSES = frozenset({TRADE, FEE, FREEZE, UNFREEZE})
+TRADE: Final = "trade"
+FEE: Final = "fee"
+FREEZE: Final = "freeze"
+UNFREEZE: Final = "unfreeze"
+RESERVED_BUSINESSES: Final = frozenset({TRADE, FEE, FREEZE, UNFREEZE})
 
 #: an order dict's ``status`` (contract C) by the done reason (None: the order is still open)
 ORDER_STATUS: dict[str | None, str] = {None: "open", FILLED: "filled", CANCELLED: "cancelled", EXPIRED: "expired",
