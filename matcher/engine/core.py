@@ -14,8 +14,6 @@ from collections.abc import Callable, Sequence
 from types import FunctionType
 from typing import Any, Final
 
-from mypy_extensions import mypyc_attr
-
 from matcher.engine import reasons as R
 from matcher.engine.amounts import (
     FEE_DENOMINATOR,
@@ -79,17 +77,12 @@ _DE: Final = DealEvent
 _BE: Final = BalanceEvent
 
 
-@mypyc_attr(native_class=False)
 class Result:
     """Outcome of one command. On rejection ``ok`` is False, ``reason`` is a
     code from ``reasons`` and there are no events: nothing changed.
 
     ``raw`` holds the events as the engine built them (``events.RawEvent``, what
-    the matcher consumes); ``events`` gives them as NamedTuples.
-
-    A plain Python class even where mypyc compiles the engine (``native``): the
-    hot path builds it with ``object.__new__`` and slot stores, which mypyc
-    refuses on its native classes, and its readers are interpreted code."""
+    the matcher consumes); ``events`` gives them as NamedTuples."""
 
     __slots__ = ("ok", "reason", "value", "raw")
 
@@ -136,12 +129,14 @@ INTERPRETED: Final = _interpreted()
 def _ok(value: Any, events: Sequence[RawEvent]) -> Result:
     """An accepted command's Result, without going through ``Result.__init__``
     (one Python call instead of two: every command of the hot path ends here)."""
-    r = _onew(Result)
-    r.ok = True
-    r.reason = None
-    r.value = value
-    r.raw = events
-    return r
+    if INTERPRETED:
+        r = _onew(Result)
+        r.ok = True
+        r.reason = None
+        r.value = value
+        r.raw = events
+        return r
+    return Result(True, None, value, events)
 
 
 class Engine:
@@ -485,13 +480,16 @@ class Engine:
         if client_order_id is not None:
             self._coid_open[(user, client_order_id)] = order
         self.event_seq = seq + 1
-        # _ok(...) written out: a call costs as much as the stores
-        r = _onew(Result)
-        r.ok = True
-        r.reason = None
-        r.value = oid
-        r.raw = (new_event, (_BE, seq + 1, uid, asset, FREEZE, oid, 0, available, held, now, None))
-        return r
+        raw = (new_event, (_BE, seq + 1, uid, asset, FREEZE, oid, 0, available, held, now, None))
+        if INTERPRETED:
+            # _ok(...) written out: a call costs as much as the stores
+            r = _onew(Result)
+            r.ok = True
+            r.reason = None
+            r.value = oid
+            r.raw = raw
+            return r
+        return Result(True, None, oid, raw)
 
     def _rest(self, order: Order, is_buy: bool, acct: list[int], events: list[RawEvent], time: int) -> None:
         """Put the open part of a limit order on the book and freeze its funds from ``acct``."""
@@ -878,13 +876,16 @@ class Engine:
                 return _reject(R.UNKNOWN_ORDER)
         else:
             return _reject(R.INVALID_ARGUMENT)
-        # _ok(...) written out, as in place_limit_int
-        r = _onew(Result)
-        r.ok = True
-        r.reason = None
-        r.value = order.id
-        r.raw = self._cancel(order, CANCELLED, time)
-        return r
+        raw = self._cancel(order, CANCELLED, time)
+        if INTERPRETED:
+            # _ok(...) written out, as in place_limit_int
+            r = _onew(Result)
+            r.ok = True
+            r.reason = None
+            r.value = order.id
+            r.raw = raw
+            return r
+        return Result(True, None, order.id, raw)
 
     def cancel_all_int(self, user: int, market: str | None, time: int) -> Result:
         """Cancel all of a user's open orders (on one market if given), oldest first.
