@@ -12,6 +12,9 @@ Units: an order's ``price`` is in price ticks (10**-price_prec quote per base),
 ``filled_quote``, ``fee`` and ``quote_amount`` are in the minimal units of the
 asset concerned. ``Market.base_mul``/``quote_mul`` convert ticks to minimal
 units exactly (checked when the market is added).
+
+``@mypyc_attr(serializable=True)``: where mypyc compiles this module (``native``),
+its classes still pickle, and so do the events that hold them; interpreted it does nothing.
 """
 
 from __future__ import annotations

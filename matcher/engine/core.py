@@ -120,14 +120,14 @@ def _interpreted() -> bool:
     return isinstance(_interpreted, FunctionType)
 
 
-#: Interpreted, building an ``Order`` with ``object.__new__`` and slot stores saves ~5% of the
-#: engine's instructions over calling the class; compiled, mypyc refuses that on its native
-#: classes and calls the class natively. Hot paths branch on this where it matters.
+#: Interpreted, building an ``Order`` or a ``Result`` with ``object.__new__`` and slot stores saves
+#: ~5% of the engine's instructions over calling the class; compiled, mypyc refuses that on its
+#: native classes and calls the class natively. Hot paths branch on this where it matters.
 INTERPRETED: Final = _interpreted()
 
 
 def _ok(value: Any, events: Sequence[RawEvent]) -> Result:
-    """An accepted command's Result, without going through ``Result.__init__``
+    """An accepted command's Result, interpreted without going through ``Result.__init__``
     (one Python call instead of two: every command of the hot path ends here)."""
     if INTERPRETED:
         r = _onew(Result)
