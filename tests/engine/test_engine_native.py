@@ -5,7 +5,10 @@ run as edited, so a build is only ever picked for the exact sources it was made 
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +88,46 @@ def test_this_process_runs_the_engine_that_was_chosen() -> None:
     assert core.__file__.endswith(".py") is not compiled
     if compiled:
         assert Path(core.__file__).parent.parent.parent == native.build_dir()
+
+
+_RUN_WORKLOAD = """
+import hashlib, json, random, sys
+sys.path.insert(0, ".")
+import matcher.engine
+from bench import engine as bench
+
+rng = random.Random(7)
+e = bench.setup()
+h = hashlib.sha256()
+live = []
+for c in bench.workload(6000, rng):
+    if c[0] == 0:
+        r = e.place_limit_int(c[1], bench.MARKET, c[2], c[3], c[4], c[5])
+        if r.ok:
+            live.append((r.value, c[1]))
+    elif c[0] == 1:
+        if not live:
+            continue
+        oid, user = live.pop(c[1] % len(live))
+        r = e.cancel_int(user, bench.MARKET, oid, c[2])
+    else:
+        r = e.place_market_int(c[1], bench.MARKET, c[2], c[3], c[4])
+    h.update(json.dumps([r.ok, r.reason, r.value, [ev.to_dict() for ev in r.events]]).encode())
+h.update(json.dumps(e.snapshot(), sort_keys=True).encode())
+print(matcher.engine.COMPILED, h.hexdigest())
+"""
+
+
+def test_the_compiled_engine_emits_what_the_source_emits() -> None:
+    """The same seeded workload (every kind of command, deals, cancels of filled orders
+    rejected) through the build and through the source: identical results, events and state."""
+    if not (native.build_dir() / "BUILT").exists():
+        pytest.skip("no mypyc build here (no C compiler): only the source runs")
+    outputs = {}
+    for mode in ("compiled", "python"):
+        env = {**os.environ, native.ENV: mode}
+        out = subprocess.run([sys.executable, "-c", _RUN_WORKLOAD], cwd=native.ROOT, env=env,
+                             capture_output=True, text=True, check=True).stdout.split()
+        outputs[mode] = out
+    assert outputs["compiled"][0] == "True" and outputs["python"][0] == "False"
+    assert outputs["compiled"][1] == outputs["python"][1]
