@@ -93,12 +93,17 @@ def build() -> Path:
         raise
     finally:
         os.chdir(cwd)
-    (out / _READY).write_text(build_tag() + "\n")
-    if target.exists():  # another build finished first: keep it
+    if build_dir() != target:  # a source changed while it compiled: which version went in is unknown
         shutil.rmtree(work, ignore_errors=True)
-        return target
-    out.rename(target)
-    shutil.rmtree(work, ignore_errors=True)
+        raise RuntimeError("an engine source changed during the build; build again")
+    (out / _READY).write_text(target.name + "\n")
+    try:
+        out.rename(target)
+    except OSError:  # another build of the same sources finished first: keep that one
+        if not (target / _READY).exists():
+            raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     # builds of earlier sources are never picked again (processes still running one keep their files)
     for old in target.parent.glob("engine-*"):
         if old != target and (old / _READY).exists():
