@@ -480,16 +480,7 @@ class Engine:
         if client_order_id is not None:
             self._coid_open[(user, client_order_id)] = order
         self.event_seq = seq + 1
-        raw = (new_event, (_BE, seq + 1, uid, asset, FREEZE, oid, 0, available, held, now, None))
-        if INTERPRETED:
-            # _ok(...) written out: a call costs as much as the stores
-            r = _onew(Result)
-            r.ok = True
-            r.reason = None
-            r.value = oid
-            r.raw = raw
-            return r
-        return Result(True, None, oid, raw)
+        return _ok(oid, (new_event, (_BE, seq + 1, uid, asset, FREEZE, oid, 0, available, held, now, None)))
 
     def _rest(self, order: Order, is_buy: bool, acct: list[int], events: list[RawEvent], time: int) -> None:
         """Put the open part of a limit order on the book and freeze its funds from ``acct``."""
@@ -876,16 +867,7 @@ class Engine:
                 return _reject(R.UNKNOWN_ORDER)
         else:
             return _reject(R.INVALID_ARGUMENT)
-        raw = self._cancel(order, CANCELLED, time)
-        if INTERPRETED:
-            # _ok(...) written out, as in place_limit_int
-            r = _onew(Result)
-            r.ok = True
-            r.reason = None
-            r.value = order.id
-            r.raw = raw
-            return r
-        return Result(True, None, order.id, raw)
+        return _ok(order.id, self._cancel(order, CANCELLED, time))
 
     def cancel_all_int(self, user: int, market: str | None, time: int) -> Result:
         """Cancel all of a user's open orders (on one market if given), oldest first.
